@@ -1,0 +1,34 @@
+"""Image clustering for FiftyOne.
+
+As a FiftyOne plugin, FiftyOne calls :func:`register`. As a Python package
+(``import image_clustering``), it offers the functions below. Importing it is
+fast: torch, transformers, umap, hdbscan and scikit-learn load only when a
+run needs them.
+"""
+
+from .clustering.pipeline import compute_clusters
+from .clustering.presets import PRESETS
+from .clustering.runs import (
+    ClusterRun,
+    delete_run,
+    get_run_info,
+    list_runs,
+    load_run,
+    rename_run,
+)
+from .embedders import EMBEDDERS, get_embedder
+from .embedders.params import ParamError
+
+
+def load_clusters_view(samples, run_key, cluster=None, include_noise=True):
+    """The samples of run ``run_key`` grouped by cluster, each group ordered
+    by distance to its centre; or one ``cluster`` in that order."""
+    return load_run(samples, run_key).clusters_view(
+        cluster=cluster, include_noise=include_noise
+    )
+
+
+def register(p):
+    from .operators import register_operators
+
+    register_operators(p)

@@ -1,0 +1,376 @@
+"""The ``image-clustering`` command.
+
+    image-clustering cluster [FOLDER]    cluster a folder (or the demo set)
+    image-clustering list DATASET        list a dataset's clustering runs
+    image-clustering info DATASET KEY    show a run's clusters and metrics
+    image-clustering rename DATASET KEY NEW_KEY
+    image-clustering delete DATASET KEY
+"""
+
+import argparse
+import os
+import sys
+
+DEMO_DATASET = "image-clustering-demo"
+
+
+def _parse_assignments(items, what):
+    params = {}
+    for item in items or []:
+        if "=" not in item:
+            raise SystemExit(f"{what} must look like name=value, got {item!r}")
+        name, value = item.split("=", 1)
+        params[name.strip()] = value.strip()
+    return params
+
+
+def _parse_reducer(text):
+    """``pca:n_components=30+umap:n_components=10,min_dist=0`` -> specs."""
+    if text is None or text.strip() == "none":
+        return text and "none"
+    specs = []
+    for part in text.split("+"):
+        name, _, args = part.partition(":")
+        spec = {"name": name.strip()}
+        spec.update(
+            _parse_assignments(
+                [a for a in args.split(",") if a.strip()], "reducer parameters"
+            )
+        )
+        specs.append(spec)
+    return specs
+
+
+class _ProgressBar:
+    def __init__(self, stream=sys.stderr, width=30):
+        self.stream = stream
+        self.width = width
+        self.last = None
+
+    def __call__(self, fraction, message):
+        filled = int(round(fraction * self.width))
+        line = (
+            f"\r[{'#' * filled}{' ' * (self.width - filled)}] "
+            f"{fraction:4.0%} {message}"
+        )
+        if line != self.last:
+            self.stream.write(line.ljust(78))
+            self.stream.flush()
+            self.last = line
+        if fraction >= 1.0:
+            self.stream.write("\n")
+
+
+def _open_dataset(args):
+    import fiftyone as fo
+
+    from .datasets import dataset_from_folder, write_digits
+
+    if args.folder:
+        folder = os.path.abspath(args.folder)
+        if not os.path.isdir(folder):
+            raise SystemExit(f"not a folder: {args.folder}")
+        name = args.dataset or os.path.basename(folder.rstrip(os.sep))
+    else:
+        folder = os.path.join(
+            fo.config.default_dataset_dir, "image-clustering-demo", "digits"
+        )
+        name = args.dataset or DEMO_DATASET
+        print(f"No folder given: using the demo set (digits) in {folder}")
+        write_digits(folder)
+
+    if fo.dataset_exists(name):
+        if not args.reload:
+            print(f"Using existing dataset '{name}' (--reload rebuilds it)")
+            return fo.load_dataset(name)
+        fo.delete_dataset(name)
+    dataset = dataset_from_folder(folder, name)
+    print(f"Created dataset '{name}' with {len(dataset)} images")
+    return dataset
+
+
+def _free_key(dataset, base="clusters"):
+    key, i = base, 1
+    while dataset.has_run(key) or dataset.get_field(f"{key}_cluster"):
+        i += 1
+        key = f"{base}{i}"
+    return key
+
+
+def _cmd_cluster(args):
+    from . import pipeline
+
+    dataset = _open_dataset(args)
+    key = args.run_key or _free_key(dataset)
+    embedder = None
+    if args.embedder or args.embedder_param:
+        embedder = {
+            "name": args.embedder or "pixels",
+            **_parse_assignments(args.embedder_param, "embedder parameters"),
+        }
+    print(f"Clustering into run '{key}'...")
+    run = pipeline.compute_clusters(
+        dataset,
+        key,
+        embedder=embedder,
+        reducer=_parse_reducer(args.reducer),
+        method=args.method,
+        embeddings_field=args.embeddings_field,
+        normalize=args.normalize,
+        seed=args.seed,
+        preset=args.preset,
+        overwrite=args.overwrite,
+        num_workers=args.num_workers,
+        progress=None if args.quiet else _ProgressBar(),
+        **_parse_assignments(args.param, "method parameters"),
+    )
+    _print_run(dataset, run, args.label_field)
+    if args.app:
+        _launch_app(dataset, run, args)
+    return 0
+
+
+def _print_run(dataset, run, label_field="ground_truth"):
+    print()
+    print(
+        f"Run '{run.key}': {run.config['method']} on "
+        f"{_describe_source(run.config)}"
+    )
+    labels = None
+    if label_field and dataset.get_field(label_field) is not None:
+        cf = run.fields["cluster"]
+        clusters, truth = run.view().exists(cf).values(
+            [cf, f"{label_field}.label"]
+        )
+        labels = (clusters, truth)
+    print(_cluster_table(run, labels))
+    print()
+    m = run.metrics
+    print(
+        f"{m['n_clusters']} clusters, {m['n_noise']} noise, "
+        f"{m['fraction_clustered']:.1%} of {m['n_samples']} clustered"
+    )
+    for name in ("silhouette", "davies_bouldin", "calinski_harabasz",
+                 "inertia"):
+        if m.get(name) is not None:
+            print(f"  {name:<18} {m[name]:.4f}")
+    if labels is not None:
+        from sklearn.metrics import (
+            adjusted_mutual_info_score,
+            adjusted_rand_score,
+        )
+
+        clusters, truth = labels
+        print(
+            f"  {'ARI vs ' + label_field:<18} "
+            f"{adjusted_rand_score(truth, clusters):.4f}"
+        )
+        print(
+            f"  {'AMI vs ' + label_field:<18} "
+            f"{adjusted_mutual_info_score(truth, clusters):.4f}"
+        )
+    skipped = run.skipped
+    if skipped["count"]:
+        print(f"Skipped {skipped['count']} sample(s):")
+        for item in skipped["samples"][:20]:
+            print(f"  {item['filepath']}: {item['reason']}")
+    t = run.results["timings"]
+    print(
+        "Time: " + ", ".join(f"{k} {v:.1f}s" for k, v in t.items())
+    )
+
+
+def _describe_source(config):
+    if config.get("embedder"):
+        spec = config["embedder"]
+        args = ", ".join(f"{k}={v}" for k, v in spec["params"].items())
+        source = f"{spec['name']}({args})"
+    else:
+        source = f"field '{config['embeddings_field']}'"
+    steps = [r["name"] for r in config.get("reducers", [])]
+    if config.get("normalize"):
+        steps.insert(0, "l2")
+    return source + "".join(f" -> {s}" for s in steps)
+
+
+def _cluster_table(run, labels=None):
+    from collections import Counter
+
+    rows = [("cluster", "size", "mean dist")]
+    if labels is not None:
+        rows[0] += ("top class", "purity")
+        by_cluster = {}
+        for c, t in zip(*labels):
+            by_cluster.setdefault(c, Counter())[t] += 1
+    for c in run.clusters:
+        row = (str(c["id"]), str(c["size"]), f"{c['mean_dist']:.3f}")
+        if labels is not None:
+            top, n = by_cluster[c["id"]].most_common(1)[0]
+            row += (str(top), f"{n / c['size']:.1%}")
+        rows.append(row)
+    noise = run.metrics["n_noise"]
+    if noise:
+        row = ("noise", str(noise), "-")
+        if labels is not None:
+            top, n = by_cluster[-1].most_common(1)[0]
+            row += (str(top), f"{n / noise:.1%}")
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows
+    )
+
+
+def _launch_app(dataset, run, args):
+    import fiftyone as fo
+
+    view = run.clusters_view()
+    session = fo.launch_app(
+        dataset,
+        view=view,
+        port=args.port,
+        address=args.address,
+        remote=args.remote,
+    )
+    print(f"App at http://{args.address or 'localhost'}:{args.port} "
+          "(Ctrl-C to stop)")
+    session.wait()
+
+
+def _load(name):
+    import fiftyone as fo
+
+    if not fo.dataset_exists(name):
+        raise SystemExit(f"no dataset named '{name}'")
+    return fo.load_dataset(name)
+
+
+def _cmd_list(args):
+    from .runs import list_runs, load_run
+
+    dataset = _load(args.dataset)
+    keys = list_runs(dataset)
+    if not keys:
+        print(f"No clustering runs on '{args.dataset}'")
+    for key in keys:
+        run = load_run(dataset, key)
+        m = run.metrics
+        when = run.timestamp.strftime("%Y-%m-%d %H:%M:%S")
+        print(
+            f"{key:<20} {run.config['method']:<17} {m['n_clusters']:>4} "
+            f"clusters  {m['fraction_clustered']:6.1%} clustered  {when}"
+        )
+    return 0
+
+
+def _cmd_info(args):
+    from .runs import load_run
+
+    dataset = _load(args.dataset)
+    _print_run(dataset, load_run(dataset, args.key), args.label_field)
+    return 0
+
+
+def _cmd_rename(args):
+    from .runs import rename_run
+
+    rename_run(_load(args.dataset), args.key, args.new_key)
+    print(f"Renamed '{args.key}' to '{args.new_key}'")
+    return 0
+
+
+def _cmd_delete(args):
+    from .runs import delete_run
+
+    delete_run(_load(args.dataset), args.key)
+    print(f"Deleted run '{args.key}' and its fields")
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="image-clustering",
+        description="Cluster images into FiftyOne runs you can browse.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser(
+        "cluster", help="cluster a folder of images (or the demo set)"
+    )
+    c.add_argument(
+        "folder",
+        nargs="?",
+        help="folder of images; subfolder names become ground truth. "
+        "Without it, scikit-learn's digits are used",
+    )
+    c.add_argument("--dataset", help="dataset name (default: folder name)")
+    c.add_argument("--reload", action="store_true",
+                   help="rebuild the dataset if it exists")
+    c.add_argument("--run-key", help="run key (default: a free 'clustersN')")
+    c.add_argument("--overwrite", action="store_true",
+                   help="replace an existing run of the same key")
+    c.add_argument("--preset", help="named defaults (default: pixels)")
+    c.add_argument("--embedder", help="embedder name, e.g. pixels")
+    c.add_argument("--embedder-param", action="append", metavar="NAME=VALUE",
+                   help="embedder parameter, e.g. size=32 (repeatable)")
+    c.add_argument("--embeddings-field",
+                   help="cluster an existing vector field instead")
+    c.add_argument(
+        "--reducer",
+        help="'none', or reducers joined by '+', each with optional "
+        "parameters: pca:n_components=50+umap:n_components=10,min_dist=0",
+    )
+    c.add_argument("--method", help="clustering method, e.g. kmeans, hdbscan")
+    c.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="method parameter, e.g. n_clusters=10 (repeatable)")
+    c.add_argument("--normalize", action=argparse.BooleanOptionalAction,
+                   default=None, help="L2-normalise embeddings first")
+    c.add_argument("--seed", type=int, default=51)
+    c.add_argument("--num-workers", type=int, help="image decoding threads")
+    c.add_argument("--label-field", default="ground_truth",
+                   help="classification field to score clusters against")
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
+    c.add_argument("--app", action="store_true",
+                   help="open the App grouped by cluster afterwards")
+    c.add_argument("--port", type=int, default=5151)
+    c.add_argument("--address", default=None)
+    c.add_argument("--remote", action="store_true",
+                   help="serve the App without opening a browser")
+    c.set_defaults(func=_cmd_cluster)
+
+    ls = sub.add_parser("list", help="list a dataset's clustering runs")
+    ls.add_argument("dataset")
+    ls.set_defaults(func=_cmd_list)
+
+    info = sub.add_parser("info", help="show a run's clusters and metrics")
+    info.add_argument("dataset")
+    info.add_argument("key")
+    info.add_argument("--label-field", default="ground_truth")
+    info.set_defaults(func=_cmd_info)
+
+    rn = sub.add_parser("rename", help="rename a run and its fields")
+    rn.add_argument("dataset")
+    rn.add_argument("key")
+    rn.add_argument("new_key")
+    rn.set_defaults(func=_cmd_rename)
+
+    rm = sub.add_parser("delete", help="delete a run and its fields")
+    rm.add_argument("dataset")
+    rm.add_argument("key")
+    rm.set_defaults(func=_cmd_delete)
+    return parser
+
+
+def main(argv=None):
+    from ..embedders.params import ParamError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ParamError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""Named starting points for :func:`~.pipeline.compute_clusters`.
+
+``pixels`` is the recommended pipeline for raw pixels: PCA to 50
+dimensions removes pixel noise cheaply, UMAP with ``min_dist=0`` packs each
+group tightly, and HDBSCAN finds the groups without being told how many.
+``benchmarks/digits.py`` measures it on scikit-learn's digits.
+"""
+
+DEFAULT_PRESET = "pixels"
+
+PRESETS = {
+    "pixels": {
+        "embedder": {"name": "pixels", "size": 64},
+        "normalize": False,
+        "reducer": [
+            {"name": "pca", "n_components": 50},
+            {"name": "umap", "n_components": 10, "n_neighbors": 15,
+             "min_dist": 0.0},
+        ],
+        "method": "hdbscan",
+        "params": {"min_cluster_size": 20, "min_samples": 10},
+    },
+}

@@ -1,0 +1,179 @@
+"""Dimensionality reducers: PCA, UMAP and t-SNE, chainable.
+
+Each reducer is a unit with ``fit_transform(X, seed)`` returning the reduced
+array and a small dict of facts worth storing with the run (the components
+PCA kept, the variance they explain, ...). scikit-learn and umap are
+imported only when a reducer runs.
+"""
+
+import numpy as np
+
+from ..embedders.params import Param, ParamError, Unit, build_unit
+
+DISTANCE_METRICS = ("euclidean", "cosine", "manhattan", "correlation")
+
+
+class Reducer(Unit):
+    def fit_transform(self, X, seed):
+        raise NotImplementedError
+
+
+class PCAReducer(Reducer):
+    name = "pca"
+    label = "PCA"
+    description = "Linear projection on the leading principal components"
+    PARAMS = (
+        Param(
+            "n_components",
+            "number",
+            50,
+            "Components to keep (an integer), or the fraction of variance "
+            "to explain (a number between 0 and 1)",
+            min=0,
+            exclusive_min=True,
+        ),
+        Param("whiten", "bool", False, "Scale components to unit variance"),
+    )
+
+    def check(self):
+        k = self.params["n_components"]
+        if isinstance(k, float) and not 0 < k < 1:
+            raise ParamError(
+                "pca: 'n_components' must be an integer ≥ 1 or a variance "
+                f"fraction between 0 and 1, got {k!r}"
+            )
+
+    def fit_transform(self, X, seed):
+        from sklearn.decomposition import PCA
+
+        k = self.params["n_components"]
+        if isinstance(k, int):
+            k = min(k, X.shape[0], X.shape[1])
+        pca = PCA(
+            n_components=k, whiten=self.params["whiten"], random_state=seed
+        )
+        Y = pca.fit_transform(X)
+        return Y.astype(np.float32), {
+            "n_components": int(pca.n_components_),
+            "explained_variance": float(pca.explained_variance_ratio_.sum()),
+        }
+
+
+class UMAPReducer(Reducer):
+    name = "umap"
+    label = "UMAP"
+    description = "Non-linear manifold embedding (umap-learn)"
+    PARAMS = (
+        Param("n_components", "int", 2, "Output dimensions", min=1),
+        Param(
+            "n_neighbors",
+            "int",
+            15,
+            "Neighbourhood size: larger keeps more global structure",
+            min=2,
+        ),
+        Param(
+            "min_dist",
+            "float",
+            0.1,
+            "How tightly points may pack (0 suits clustering)",
+            min=0.0,
+        ),
+        Param(
+            "metric",
+            "choice",
+            "euclidean",
+            "Distance between input vectors",
+            choices=DISTANCE_METRICS,
+        ),
+    )
+
+    def fit_transform(self, X, seed):
+        import umap
+
+        n = X.shape[0]
+        n_neighbors = min(self.params["n_neighbors"], n - 1)
+        n_components = self.params["n_components"]
+        if n_components >= n - 1:
+            raise ParamError(
+                f"umap: 'n_components' ({n_components}) must be smaller "
+                f"than the number of samples minus one ({n - 1})"
+            )
+        model = umap.UMAP(
+            n_components=n_components,
+            n_neighbors=n_neighbors,
+            min_dist=self.params["min_dist"],
+            metric=self.params["metric"],
+            random_state=seed,
+            # With a seed umap runs single-threaded anyway; saying so keeps
+            # it from warning on every run.
+            n_jobs=1 if seed is not None else -1,
+        )
+        Y = model.fit_transform(X)
+        return Y.astype(np.float32), {"n_neighbors": n_neighbors}
+
+
+class TSNEReducer(Reducer):
+    name = "tsne"
+    label = "t-SNE"
+    description = "2-D or 3-D map that keeps local neighbourhoods"
+    PARAMS = (
+        Param("n_components", "int", 2, "Output dimensions", min=1, max=3),
+        Param(
+            "perplexity",
+            "float",
+            30.0,
+            "Effective number of neighbours",
+            min=1.0,
+        ),
+        Param(
+            "metric",
+            "choice",
+            "euclidean",
+            "Distance between input vectors",
+            choices=DISTANCE_METRICS,
+        ),
+        Param("max_iter", "int", 1000, "Optimisation steps", min=250),
+    )
+
+    def fit_transform(self, X, seed):
+        from sklearn.manifold import TSNE
+
+        n = X.shape[0]
+        perplexity = min(self.params["perplexity"], (n - 1) / 3.0)
+        model = TSNE(
+            n_components=self.params["n_components"],
+            perplexity=perplexity,
+            metric=self.params["metric"],
+            max_iter=self.params["max_iter"],
+            init="pca",
+            learning_rate="auto",
+            random_state=seed,
+        )
+        Y = model.fit_transform(X)
+        return Y.astype(np.float32), {"perplexity": float(perplexity)}
+
+
+REDUCERS = {
+    cls.name: cls for cls in (PCAReducer, UMAPReducer, TSNEReducer)
+}
+
+
+def get_reducers(spec):
+    """Returns the reducer chain for ``spec``: ``None``, ``"none"`` or ``[]``
+    (no reduction), a name, a ``{"name": ..., **params}`` dict, a reducer, or
+    a list of those applied in order (e.g. ``["pca", "umap"]``). A string may
+    also chain names with ``+`` (``"pca+umap"``)."""
+    if spec is None or spec == "none":
+        return []
+    if isinstance(spec, str):
+        spec = [s.strip() for s in spec.split("+") if s.strip()]
+    if not isinstance(spec, (list, tuple)):
+        spec = [spec]
+    return [build_unit(REDUCERS, "reducer", s) for s in spec]
+
+
+def l2_normalize(X):
+    """Scales each row to unit length (zero rows stay zero)."""
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return X / np.where(norms > 0, norms, 1.0)

@@ -1,0 +1,305 @@
+"""Clustering runs stored as FiftyOne custom runs.
+
+The config and results are plain JSON on FiftyOne's own ``RunConfig`` and
+``RunResults`` classes, so any FiftyOne process can list, read and delete
+them without this package installed.
+
+Writing a run is atomic: per-sample values go to temporary fields first;
+only when every value is written is the previous run of the same key (if
+any) removed, the temporary fields renamed to their final names and the run
+registered. A failure before that point removes the temporary fields and
+leaves the dataset as it was.
+"""
+
+import uuid
+
+from ..embedders.params import ParamError
+
+RUN_KIND = "image_clustering"
+
+# Field suffix -> (FiftyOne field type name, description template).
+FIELD_KINDS = {
+    "cluster": ("IntField", "Cluster of run '{key}' (-1 = noise)"),
+    "dist": (
+        "FloatField",
+        "Euclidean distance to the cluster centre, run '{key}'",
+    ),
+    "sim": (
+        "FloatField",
+        "Cosine similarity to the cluster centre, run '{key}'",
+    ),
+    "size": ("IntField", "Size of the sample's cluster, run '{key}'"),
+    "prob": ("FloatField", "Cluster membership probability, run '{key}'"),
+    "outlier": ("FloatField", "Outlier score (GLOSH), run '{key}'"),
+}
+
+_TMP_PREFIX = "imgclust_tmp_"
+
+
+def field_names(prefix, suffixes):
+    return {s: f"{prefix}_{s}" for s in suffixes}
+
+
+def is_clustering_run(dataset, key):
+    try:
+        config = dataset.get_run_info(key).config
+    except Exception:
+        return False
+    return getattr(config, "kind", None) == RUN_KIND
+
+
+def validate_run_key(dataset, key, overwrite=False):
+    """Raises unless ``key`` can name a new run (or replace one)."""
+    if not isinstance(key, str) or not key.isidentifier():
+        raise ParamError(
+            f"run key {key!r} must be a valid Python identifier (letters, "
+            "digits and underscores, not starting with a digit)"
+        )
+    if key.startswith("_"):
+        raise ParamError(f"run key {key!r} must not start with '_'")
+    if dataset.has_run(key):
+        if not overwrite:
+            raise ParamError(
+                f"a run with key '{key}' already exists on dataset "
+                f"'{dataset.name}'; pass overwrite=True to replace it"
+            )
+        if not is_clustering_run(dataset, key):
+            raise ParamError(
+                f"run '{key}' is not a clustering run; it will not be "
+                "overwritten"
+            )
+
+
+def validate_field_names(dataset, key, names, overwrite=False):
+    """Raises if a field the run would write belongs to something else."""
+    replaced = set()
+    if overwrite and dataset.has_run(key):
+        replaced = set(_run_fields(dataset, key))
+    schema = dataset.get_field_schema()
+    for name in names.values():
+        if name in schema and name not in replaced:
+            raise ParamError(
+                f"field '{name}' already exists and does not belong to run "
+                f"'{key}'; choose another run key or field_prefix"
+            )
+
+
+def write_run(samples, key, config, results, columns, overwrite=False):
+    """Stores a finished run.
+
+    Args:
+        samples: the collection the run was computed on
+        key: the run key
+        config: plain-JSON config (``fields`` maps suffix -> field name)
+        results: plain-JSON results
+        columns: dict of field suffix -> dict of sample id -> value
+        overwrite: whether an existing run of this key is replaced
+    """
+    import fiftyone as fo
+
+    dataset = samples._dataset
+    names = config["fields"]
+    tmp = _TMP_PREFIX + uuid.uuid4().hex[:10]
+    written = {}
+    try:
+        for suffix, values in columns.items():
+            ftype, template = FIELD_KINDS[suffix]
+            name = f"{tmp}_{suffix}"
+            dataset.add_sample_field(
+                name,
+                getattr(fo, ftype),
+                description=template.format(key=key),
+                info={"run_key": key, "run_kind": RUN_KIND},
+            )
+            written[suffix] = name
+            dataset.set_values(name, values, key_field="id")
+    except BaseException:
+        _delete_fields(dataset, written.values())
+        raise
+
+    try:
+        if dataset.has_run(key):
+            delete_run(dataset, key)
+        dataset.rename_sample_fields(
+            {written[s]: names[s] for s in written}
+        )
+        # Renamed field objects keep their old path until the schema is read
+        # again, and saving one then fails.
+        dataset.reload()
+        written = {s: names[s] for s in written}
+        run_config = dataset.init_run(**config)
+        samples.register_run(key, run_config)
+        run_results = samples.init_run_results(key, **results)
+        dataset.save_run_results(key, run_results)
+    except BaseException:
+        _delete_fields(dataset, written.values())
+        if dataset.has_run(key) and not _run_has_results(dataset, key):
+            dataset.delete_run(key)
+        raise
+
+
+def _run_has_results(dataset, key):
+    try:
+        return dataset.load_run_results(key, cache=False) is not None
+    except Exception:
+        return False
+
+
+def _delete_fields(dataset, names):
+    present = [n for n in names if dataset.get_field(n) is not None]
+    if present:
+        dataset.delete_sample_fields(present)
+
+
+def _run_fields(dataset, key):
+    config = dataset.get_run_info(key).config
+    return list((getattr(config, "fields", None) or {}).values())
+
+
+def _require_run(samples, key):
+    dataset = samples._dataset
+    if not dataset.has_run(key) or not is_clustering_run(dataset, key):
+        available = ", ".join(list_runs(samples)) or "none"
+        raise ValueError(
+            f"no clustering run '{key}' on dataset '{dataset.name}' "
+            f"(clustering runs: {available})"
+        )
+    return dataset
+
+
+def list_runs(samples, method=None):
+    """The keys of the clustering runs on ``samples``' dataset."""
+    kwargs = {"kind": RUN_KIND}
+    if method is not None:
+        kwargs["method"] = method
+    return samples._dataset.list_runs(**kwargs)
+
+
+def delete_run(samples, key):
+    """Deletes run ``key`` and the fields it wrote; nothing else."""
+    dataset = _require_run(samples, key)
+    fields = _run_fields(dataset, key)
+    dataset.delete_run(key)
+    _delete_fields(dataset, fields)
+
+
+def rename_run(samples, key, new_key):
+    """Renames run ``key`` to ``new_key``; fields named after the key (the
+    default) are renamed with it."""
+    dataset = _require_run(samples, key)
+    validate_run_key(dataset, new_key)
+    config = dataset.get_run_info(key).config
+    fields = dict(config.fields)
+    renames = {}
+    for suffix, name in fields.items():
+        if name == f"{key}_{suffix}":
+            renames[name] = f"{new_key}_{suffix}"
+    validate_field_names(
+        dataset, new_key, {s: renames[n] for s, n in fields.items() if n in renames}
+    )
+    dataset.rename_run(key, new_key)
+    for suffix, name in fields.items():
+        field = dataset.get_field(name)
+        if field is not None:
+            field.info = {**(field.info or {}), "run_key": new_key}
+            field.description = FIELD_KINDS[suffix][1].format(key=new_key)
+            field.save()
+    present = {
+        old: new for old, new in renames.items()
+        if dataset.get_field(old) is not None
+    }
+    if present:
+        dataset.rename_sample_fields(present)
+        dataset.reload()
+    config.fields = {s: renames.get(n, n) for s, n in fields.items()}
+    dataset.update_run_config(new_key, config)
+
+
+class ClusterRun:
+    """A stored clustering run.
+
+    Attributes:
+        key: the run key
+        timestamp: when the run was started (UTC)
+        config: the run's config as a dict
+        results: the run's results as a dict
+    """
+
+    def __init__(self, samples, key):
+        dataset = _require_run(samples, key)
+        info = dataset.get_run_info(key)
+        self._dataset = dataset
+        self.key = key
+        self.timestamp = info.timestamp
+        self.config = _config_dict(info.config)
+        stored = dataset.load_run_results(key, cache=False, load_view=False)
+        self.results = {
+            k: v for k, v in vars(stored).items() if not k.startswith("_")
+        }
+
+    @property
+    def fields(self):
+        """Suffix -> field name of each field the run wrote."""
+        return self.config["fields"]
+
+    @property
+    def clusters(self):
+        """One dict per cluster, largest first: ``id``, ``size``,
+        ``mean_dist`` and ``centre``."""
+        return self.results["clusters"]
+
+    @property
+    def metrics(self):
+        return self.results["metrics"]
+
+    @property
+    def skipped(self):
+        return self.results["skipped"]
+
+    def view(self):
+        """The samples the run was computed on."""
+        return self._dataset.load_run_view(self.key)
+
+    def clusters_view(self, cluster=None, include_noise=True):
+        """The run's samples grouped by cluster (dynamic groups), each group
+        ordered by distance to its centre; or, with ``cluster``, that one
+        cluster's samples in that order."""
+        from fiftyone import ViewField as F
+
+        cf, df = self.fields["cluster"], self.fields["dist"]
+        view = self.view().exists(cf)
+        if cluster is not None:
+            return view.match(F(cf) == int(cluster)).sort_by(df)
+        if not include_noise:
+            view = view.match(F(cf) >= 0)
+        return view.group_by(cf, order_by=df)
+
+    def __repr__(self):
+        m = self.metrics
+        return (
+            f"<ClusterRun '{self.key}': {self.config.get('method')} "
+            f"{m['n_clusters']} clusters, "
+            f"{m['fraction_clustered']:.1%} clustered>"
+        )
+
+
+def _config_dict(config):
+    d = {k: v for k, v in vars(config).items() if not k.startswith("_")}
+    d["method"] = config.method
+    return d
+
+
+def load_run(samples, key):
+    """Returns the :class:`ClusterRun` stored under ``key``."""
+    return ClusterRun(samples, key)
+
+
+def get_run_info(samples, key):
+    """The run's key, timestamp, config and results as plain JSON."""
+    run = ClusterRun(samples, key)
+    return {
+        "key": run.key,
+        "timestamp": run.timestamp.isoformat() if run.timestamp else None,
+        "config": run.config,
+        "results": run.results,
+    }

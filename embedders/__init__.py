@@ -1,0 +1,20 @@
+"""Embedders: image files in, vectors out.
+
+Adding one is a new :class:`~.base.Embedder` subclass and one line in
+:data:`EMBEDDERS`. Heavy libraries (torch, transformers) are imported only
+inside the embedders that use them, when they run.
+"""
+
+from .base import Embedded, Embedder
+from .params import Param, ParamError, Unit, build_unit
+from .pixels import PixelEmbedder
+
+EMBEDDERS = {
+    PixelEmbedder.name: PixelEmbedder,
+}
+
+
+def get_embedder(spec, **params):
+    """Returns an embedder from a name (``"pixels"``), a
+    ``{"name": ..., **params}`` dict, or an :class:`Embedder` instance."""
+    return build_unit(EMBEDDERS, "embedder", spec, **params)

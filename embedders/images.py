@@ -1,0 +1,151 @@
+"""Image decoding shared by every embedder.
+
+Any file is either decoded to a clean 8-bit "L" or "RGB" image or rejected
+with a reason a person can act on. Decoding runs in a thread pool (Pillow
+releases the GIL while decoding) a few batches ahead of the consumer, so a
+model's forward pass overlaps with the decoding of the next batches.
+"""
+
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+# Pillow's own limit: above it an image is treated as a decompression bomb.
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+
+
+class ImageDecodeError(Exception):
+    """A file that cannot be used as an image; the message says why."""
+
+
+def default_num_workers():
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def load_image(path, mode="RGB", size=None):
+    """Decodes ``path`` to an 8-bit ``mode`` ("L" or "RGB") image.
+
+    Args:
+        path: the image file
+        mode: "L" or "RGB"
+        size: an optional ``(width, height)`` the caller will shrink to;
+            JPEGs are then decoded at the smallest scale at least that big
+
+    Raises:
+        ImageDecodeError: with the reason the file cannot be used
+    """
+    try:
+        if os.path.getsize(path) == 0:
+            raise ImageDecodeError("empty file")
+        with Image.open(path) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise Image.DecompressionBombError(path)
+            if size is not None and im.format == "JPEG":
+                im.draft(mode, tuple(size))
+            im.seek(0)
+            im.load()
+            return _to_mode(im, mode)
+    except ImageDecodeError:
+        raise
+    except FileNotFoundError:
+        raise ImageDecodeError("file not found") from None
+    except IsADirectoryError:
+        raise ImageDecodeError("path is a directory") from None
+    except PermissionError:
+        raise ImageDecodeError("permission denied") from None
+    except UnidentifiedImageError:
+        raise ImageDecodeError("not a recognised image format") from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise ImageDecodeError(
+            f"image too large (over {MAX_PIXELS:,} pixels; raise "
+            "PIL.Image.MAX_IMAGE_PIXELS if it is trusted)"
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise ImageDecodeError(f"corrupt or truncated image: {e}") from None
+
+
+def _to_mode(im, mode):
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        im = _high_depth_to_l(im)
+    if im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        im.mode == "P" and "transparency" in im.info
+    ):
+        # Transparent pixels carry arbitrary colour; show them on white, as
+        # image viewers do, so two copies of a logo embed alike.
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, rgba)
+    if im.mode != mode:
+        im = im.convert(mode)
+    return im
+
+
+def _high_depth_to_l(im):
+    # Pillow's own conversion clips 16-bit values at 255, turning most
+    # 16-bit images white; scale by the range the data can hold instead.
+    arr = np.asarray(im, dtype=np.float64)
+    if im.mode.startswith("I;16"):
+        top = 65535.0
+    else:
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        if lo >= 0 and hi <= 255:
+            top = 255.0
+        elif lo >= 0 and hi <= 65535:
+            top = 65535.0
+        else:
+            arr = arr - lo
+            top = max(hi - lo, 1e-12)
+    arr = np.nan_to_num(arr / top * 255.0, nan=0.0)
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), mode="L")
+
+
+def _attempt(decode, path):
+    try:
+        return decode(path), None
+    except ImageDecodeError as e:
+        return None, str(e)
+
+
+def iter_decoded(paths, decode, batch_size=64, num_workers=None, prefetch=2):
+    """Decodes ``paths`` in parallel, yielding one batch at a time.
+
+    ``decode(path)`` runs in worker threads and may raise
+    :class:`ImageDecodeError`. At most ``prefetch`` batches are decoded ahead
+    of the consumer, which bounds memory on large datasets.
+
+    Yields:
+        ``(start, items, failures)``: the index of the batch's first path,
+        the decoded items in order (``None`` where decoding failed), and a
+        dict of batch-local index -> reason
+    """
+    n = len(paths)
+    workers = num_workers or default_num_workers()
+    starts = iter(range(0, n, batch_size))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = deque()
+
+        def submit_next():
+            start = next(starts, None)
+            if start is not None:
+                stop = min(start + batch_size, n)
+                futures = [
+                    pool.submit(_attempt, decode, paths[i])
+                    for i in range(start, stop)
+                ]
+                pending.append((start, futures))
+
+        for _ in range(prefetch + 1):
+            submit_next()
+        while pending:
+            start, futures = pending.popleft()
+            submit_next()
+            items, failures = [], {}
+            for j, future in enumerate(futures):
+                item, reason = future.result()
+                items.append(item)
+                if reason is not None:
+                    failures[j] = reason
+            yield start, items, failures

@@ -1,0 +1,237 @@
+"""Declared parameters for every pluggable unit (embedders, reducers,
+clusterers).
+
+One declaration serves three readers: validation before any work starts,
+the App forms, and the command line. Values may arrive as strings (command
+line, forms), so each kind parses them.
+"""
+
+import math
+
+
+class ParamError(ValueError):
+    """A parameter value that a unit cannot use; the message names it."""
+
+
+_KINDS = ("int", "float", "number", "bool", "choice", "str")
+
+
+class Param:
+    """One parameter of a unit.
+
+    Args:
+        name: the keyword the unit takes
+        kind: ``int``, ``float``, ``number`` (int or float, e.g. PCA's
+            component count or variance fraction), ``bool``, ``choice`` or
+            ``str``
+        default: the value used when none is given
+        description: one line shown in forms and ``--help``
+        min, max: inclusive bounds for numbers
+        exclusive_min: whether ``min`` itself is excluded
+        choices: allowed values for ``choice``
+        nullable: whether ``None`` is allowed
+    """
+
+    def __init__(
+        self,
+        name,
+        kind,
+        default=None,
+        description="",
+        min=None,
+        max=None,
+        exclusive_min=False,
+        choices=None,
+        nullable=False,
+    ):
+        if kind not in _KINDS:
+            raise ValueError(f"unknown parameter kind {kind!r}")
+        self.name = name
+        self.kind = kind
+        self.default = default
+        self.description = description
+        self.min = min
+        self.max = max
+        self.exclusive_min = exclusive_min
+        self.choices = list(choices) if choices else None
+        self.nullable = nullable or default is None
+
+    def clean(self, owner, value):
+        if value is None or (
+            isinstance(value, str)
+            and self.nullable
+            and value.strip().lower() in ("", "none", "null")
+        ):
+            if self.nullable:
+                return None
+            raise ParamError(f"{owner}: '{self.name}' is required")
+
+        parse = getattr(self, "_parse_" + self.kind)
+        try:
+            result = parse(value)
+        except (TypeError, ValueError):
+            raise ParamError(
+                f"{owner}: '{self.name}' must be {self._expected()}, "
+                f"got {value!r}"
+            ) from None
+
+        if isinstance(result, (int, float)) and not isinstance(result, bool):
+            too_low = self.min is not None and (
+                result <= self.min if self.exclusive_min else result < self.min
+            )
+            too_high = self.max is not None and result > self.max
+            if too_low or too_high:
+                raise ParamError(
+                    f"{owner}: '{self.name}' must be {self._expected()}, "
+                    f"got {value!r}"
+                )
+        return result
+
+    def _expected(self):
+        if self.kind == "choice":
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        words = {
+            "int": "an integer",
+            "float": "a number",
+            "number": "a number",
+            "bool": "true or false",
+            "str": "a string",
+        }[self.kind]
+        bounds = []
+        if self.min is not None:
+            bounds.append((">" if self.exclusive_min else "≥") + f" {self.min}")
+        if self.max is not None:
+            bounds.append(f"≤ {self.max}")
+        return words + (" " + " and ".join(bounds) if bounds else "")
+
+    @staticmethod
+    def _parse_int(value):
+        if isinstance(value, bool):
+            raise TypeError
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError
+            return int(value)
+        return int(value)
+
+    @staticmethod
+    def _parse_float(value):
+        if isinstance(value, bool):
+            raise TypeError
+        result = float(value)
+        if math.isnan(result):
+            raise ValueError
+        return result
+
+    @classmethod
+    def _parse_number(cls, value):
+        if isinstance(value, bool):
+            raise TypeError
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+        result = cls._parse_float(value)
+        return int(result) if result.is_integer() and result >= 1 else result
+
+    @staticmethod
+    def _parse_bool(value):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered in ("true", "1", "yes", "on"):
+                return True
+            if lowered in ("false", "0", "no", "off"):
+                return False
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ValueError
+
+    def _parse_choice(self, value):
+        if value in self.choices:
+            return value
+        raise ValueError
+
+    @staticmethod
+    def _parse_str(value):
+        if not isinstance(value, str):
+            raise TypeError
+        return value
+
+    def describe(self):
+        """A plain-JSON description (for forms and documentation)."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "default": self.default,
+            "description": self.description,
+            "min": self.min,
+            "max": self.max,
+            "choices": self.choices,
+            "nullable": self.nullable,
+        }
+
+
+class Unit:
+    """A named, parameterised building block.
+
+    Subclasses set ``name``, ``label``, ``description`` and ``PARAMS`` and
+    may override :meth:`check` for rules that tie parameters together.
+    Parameters are validated once, here, before any work starts.
+    """
+
+    name = None
+    label = None
+    description = ""
+    PARAMS = ()
+
+    def __init__(self, **params):
+        declared = {p.name: p for p in self.PARAMS}
+        unknown = sorted(set(params) - set(declared))
+        if unknown:
+            valid = ", ".join(declared) or "none"
+            raise ParamError(
+                f"{self.name}: unknown parameter(s) {', '.join(unknown)}; "
+                f"valid parameters: {valid}"
+            )
+        self.params = {
+            name: p.clean(self.name, params.get(name, p.default))
+            for name, p in declared.items()
+        }
+        self.check()
+
+    def check(self):
+        """Cross-parameter rules; raise :class:`ParamError` naming them."""
+
+    def spec(self):
+        """The unit as plain JSON: its name and validated parameters."""
+        return {"name": self.name, "params": dict(self.params)}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"
+
+
+def build_unit(registry, kind, spec, **extra):
+    """Builds a unit from a registry name, a ``{"name": ..., **params}``
+    dict, or returns an already-built unit unchanged."""
+    if isinstance(spec, Unit):
+        if extra:
+            raise ParamError(
+                f"{spec.name}: parameters must be given when the {kind} is "
+                "built, not beside it"
+            )
+        return spec
+    if isinstance(spec, dict):
+        spec = dict(spec)
+        name = spec.pop("name", None)
+        params = spec.pop("params", {})
+        params = {**params, **spec, **extra}
+    else:
+        name, params = spec, extra
+    if name not in registry:
+        raise ParamError(
+            f"unknown {kind} {name!r}; available: {', '.join(registry)}"
+        )
+    return registry[name](**params)

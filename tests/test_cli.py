@@ -1,0 +1,108 @@
+"""The main job, as a user runs it: the console command in a subprocess."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, write_gray
+
+CLI = os.path.join(os.path.dirname(sys.executable), "image-clustering")
+
+
+def _cli(*args, timeout=600):
+    return subprocess.run(
+        [CLI, *args], capture_output=True, text=True, timeout=timeout,
+        env=dict(os.environ), cwd=REPO,
+    )
+
+
+@pytest.fixture
+def named_dataset():
+    import fiftyone as fo
+
+    names = []
+    yield names.append
+    for name in names:
+        if fo.dataset_exists(name):
+            fo.delete_dataset(name)
+
+
+def test_cluster_a_folder_prints_clusters_with_purity(tmp_path, named_dataset):
+    folder = tmp_path / "shapes"
+    for label, value in (("dark", 30), ("bright", 225)):
+        (folder / label).mkdir(parents=True)
+        for i in range(6):
+            write_gray(folder / label / f"{i}.png", value, noise=10, seed=i)
+    (folder / "dark" / "broken.png").write_bytes(b"not a png")
+    named_dataset("cli-folder-test")
+    out = _cli(
+        "cluster", str(folder), "--dataset", "cli-folder-test",
+        "--embedder", "pixels", "--embedder-param", "size=8",
+        "--reducer", "none", "--method", "kmeans", "--param", "n_clusters=2",
+    )
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "Created dataset 'cli-folder-test' with 13 images" in text
+    assert "top class" in text and "purity" in text
+    rows = re.findall(r"^\s+(\d+)\s+6\s+[\d.]+\s+(dark|bright)\s+100\.0%$",
+                      text, flags=re.M)
+    assert sorted(rows) == [("0", "bright"), ("1", "dark")] or sorted(
+        rows) == [("0", "dark"), ("1", "bright")], text
+    assert "ARI vs ground_truth 1.0000" in text
+    assert "Skipped 1 sample(s):" in text and "broken.png" in text
+
+    import fiftyone as fo
+
+    dataset = fo.load_dataset("cli-folder-test")
+    assert dataset.list_runs() == ["clusters"]
+    assert sorted(dataset.distinct("ground_truth.label")) == ["bright", "dark"]
+
+    again = _cli(
+        "cluster", str(folder), "--dataset", "cli-folder-test",
+        "--reducer", "pca:n_components=2", "--method", "agglomerative",
+        "--param", "n_clusters=2", "--embedder-param", "size=8",
+    )
+    assert again.returncode == 0, again.stderr
+    assert "Using existing dataset" in again.stdout
+    assert "Run 'clusters2'" in again.stdout
+
+    listed = _cli("list", "cli-folder-test")
+    assert re.search(r"^clusters +kmeans +2 clusters +100.0% clustered",
+                     listed.stdout, flags=re.M), listed.stdout
+    assert re.search(r"^clusters2 +agglomerative +2 clusters", listed.stdout,
+                     flags=re.M), listed.stdout
+    assert _cli("delete", "cli-folder-test", "clusters").returncode == 0
+    listed = _cli("list", "cli-folder-test").stdout
+    assert listed.startswith("clusters2 ") and len(listed.splitlines()) == 1
+
+
+def test_bad_parameters_give_one_clear_line(tmp_path, named_dataset):
+    folder = tmp_path / "f"
+    folder.mkdir()
+    for i in range(4):
+        write_gray(folder / f"{i}.png", 50 * i)
+    named_dataset("cli-bad-test")
+    out = _cli(
+        "cluster", str(folder), "--dataset", "cli-bad-test",
+        "--method", "kmeans", "--param", "n_clusters=lots",
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == (
+        "error: kmeans: 'n_clusters' must be an integer ≥ 1, got 'lots'"
+    )
+
+
+def test_demo_set_clusters_digits_with_purity(named_dataset):
+    named_dataset("cli-demo-test")
+    out = _cli("cluster", "--dataset", "cli-demo-test", "--quiet")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "using the demo set (digits)" in text
+    assert "Created dataset 'cli-demo-test' with 1797 images" in text
+    ari = float(text.split("ARI vs ground_truth")[1].split()[0])
+    assert ari > 0.8, text
+    clustered = float(text.split("% of 1797 clustered")[0].split()[-1])
+    assert clustered > 95, text
