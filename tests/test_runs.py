@@ -184,3 +184,14 @@ def test_other_run_types_are_not_touched(two_groups):
     with pytest.raises(ValueError, match="no clustering run"):
         ic.delete_run(two_groups, "other")
     assert two_groups.has_run("other")
+
+
+def test_representatives_are_nearest_the_centre(two_groups):
+    from image_clustering.labeling.representatives import representatives
+
+    run = ic.compute_clusters(two_groups, "rep", **KMEANS2)
+    reps = representatives(run, per_cluster=3)
+    assert sorted(reps) == [0, 1]
+    for c, chosen in reps.items():
+        view = run.clusters_view(cluster=c)
+        assert [sid for sid, _ in chosen] == view.values("id")[:3]

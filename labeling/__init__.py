@@ -1,0 +1,1 @@
+"""Naming clusters: choosing the images that stand for a cluster."""
