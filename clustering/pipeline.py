@@ -13,7 +13,7 @@ import numpy as np
 
 from ..embedders import get_embedder
 from ..embedders.params import ParamError
-from . import runs
+from . import app, runs
 from .clusterers import get_clusterer
 from .embeddings import check_embeddings_field, get_embeddings
 from .geometry import measure, relabel_by_size
@@ -102,6 +102,7 @@ def compute_clusters(
     seed=51,
     preset=None,
     field_prefix=None,
+    map="auto",
     overwrite=False,
     num_workers=None,
     batch_size=None,
@@ -128,6 +129,9 @@ def compute_clusters(
         seed: random seed for every step that has one
         preset: named defaults (see :data:`.presets.PRESETS`)
         field_prefix: prefix of the fields written (default: ``run_key``)
+        map: the 2-D map stored for the App's Embeddings panel (brain key
+            ``<run_key>_map``): ``auto`` (the clustered space when it is 2-D,
+            else UMAP of it), ``umap``, ``tsne``, ``pca`` or ``none``
         overwrite: whether to replace an existing run of the same key; the
             old run stays intact until the new one is complete
         num_workers: image decoding threads
@@ -159,6 +163,9 @@ def compute_clusters(
         dataset, run_key, runs.field_names(prefix, suffixes), overwrite
     )
     check_embeddings_field(samples, p.embedder, p.embeddings_field)
+    app.check_map(map)
+    map_key = f"{run_key}_map" if map != "none" else None
+    runs.validate_brain_key(dataset, run_key, map_key, overwrite)
     report = _Reporter(progress)
 
     timings = {}
@@ -210,6 +217,15 @@ def compute_clusters(
     metrics = compute_metrics(X, labels, seed=p.seed, stats=fit.stats)
     timings["measure"] = time.time() - t
 
+    t = time.time()
+    points = None
+    if map_key is not None:
+        report(0.85, "2-D map")
+        points = app.map_points(X, map, p.seed)
+    if points is None:
+        map_key = None
+    timings["map"] = time.time() - t
+
     columns = {
         "cluster": labels,
         "dist": geo.dist,
@@ -238,6 +254,7 @@ def compute_clusters(
         "seed": p.seed,
         "preset": preset,
         "fields": names,
+        "map": {"method": map, "brain_key": map_key} if map_key else None,
         "libraries": _library_versions(),
     }
     mean_dist = geo.mean_dist()
@@ -272,7 +289,15 @@ def compute_clusters(
     }
 
     report(0.95, "writing fields")
-    runs.write_run(samples, run_key, config, results, values, overwrite)
+    runs.write_run(
+        samples,
+        run_key,
+        config,
+        results,
+        values,
+        overwrite,
+        map_points=(emb.ids, points) if map_key else None,
+    )
     report(1.0, "done")
     return runs.load_run(samples, run_key)
 

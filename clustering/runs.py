@@ -84,7 +84,26 @@ def validate_field_names(dataset, key, names, overwrite=False):
             )
 
 
-def write_run(samples, key, config, results, columns, overwrite=False):
+def validate_brain_key(dataset, key, brain_key, overwrite=False):
+    """Raises if the run's map would replace a brain run it does not own."""
+    if brain_key is None or not dataset.has_brain_run(brain_key):
+        return
+    if overwrite and dataset.has_run(key) and _map_key(dataset, key) == brain_key:
+        return
+    raise ParamError(
+        f"brain run '{brain_key}' already exists and does not belong to run "
+        f"'{key}'; choose another run key, or map='none'"
+    )
+
+
+def _map_key(dataset, key):
+    config = dataset.get_run_info(key).config
+    return (getattr(config, "map", None) or {}).get("brain_key")
+
+
+def write_run(
+    samples, key, config, results, columns, overwrite=False, map_points=None
+):
     """Stores a finished run.
 
     Args:
@@ -94,7 +113,11 @@ def write_run(samples, key, config, results, columns, overwrite=False):
         results: plain-JSON results
         columns: dict of field suffix -> dict of sample id -> value
         overwrite: whether an existing run of this key is replaced
+        map_points: optional ``(sample ids, 2-D points)`` stored as the brain
+            visualization run ``config["map"]["brain_key"]``
     """
+    from . import app
+
     import fiftyone as fo
 
     dataset = samples._dataset
@@ -131,18 +154,19 @@ def write_run(samples, key, config, results, columns, overwrite=False):
         samples.register_run(key, run_config)
         run_results = samples.init_run_results(key, **results)
         dataset.save_run_results(key, run_results)
+        if map_points is not None:
+            app.register_map(
+                samples, config["map"]["brain_key"], *map_points
+            )
     except BaseException:
         _delete_fields(dataset, written.values())
-        if dataset.has_run(key) and not _run_has_results(dataset, key):
+        if dataset.has_run(key):
             dataset.delete_run(key)
+        brain_key = (config.get("map") or {}).get("brain_key")
+        if brain_key and dataset.has_brain_run(brain_key):
+            dataset.delete_brain_run(brain_key)
         raise
-
-
-def _run_has_results(dataset, key):
-    try:
-        return dataset.load_run_results(key, cache=False) is not None
-    except Exception:
-        return False
+    app.show_run(dataset, key, names, len(results["clusters"]))
 
 
 def _delete_fields(dataset, names):
@@ -177,26 +201,44 @@ def list_runs(samples, method=None):
 
 def delete_run(samples, key):
     """Deletes run ``key`` and the fields it wrote; nothing else."""
+    from . import app
+
     dataset = _require_run(samples, key)
-    fields = _run_fields(dataset, key)
+    config = dataset.get_run_info(key).config
+    fields = dict(config.fields)
+    brain_key = _map_key(dataset, key)
     dataset.delete_run(key)
-    _delete_fields(dataset, fields)
+    _delete_fields(dataset, fields.values())
+    if brain_key and dataset.has_brain_run(brain_key):
+        dataset.delete_brain_run(brain_key)
+    app.hide_run(dataset, key, fields)
 
 
 def rename_run(samples, key, new_key):
-    """Renames run ``key`` to ``new_key``; fields named after the key (the
-    default) are renamed with it."""
+    """Renames run ``key`` to ``new_key``. Fields and the map named after the
+    key (the default) are renamed with it."""
+    from . import app
+
     dataset = _require_run(samples, key)
     validate_run_key(dataset, new_key)
     config = dataset.get_run_info(key).config
     fields = dict(config.fields)
-    renames = {}
-    for suffix, name in fields.items():
-        if name == f"{key}_{suffix}":
-            renames[name] = f"{new_key}_{suffix}"
+    renames = {
+        name: f"{new_key}_{suffix}"
+        for suffix, name in fields.items()
+        if name == f"{key}_{suffix}"
+    }
+    new_fields = {s: renames.get(n, n) for s, n in fields.items()}
     validate_field_names(
         dataset, new_key, {s: renames[n] for s, n in fields.items() if n in renames}
     )
+    brain_key = _map_key(dataset, key)
+    new_brain_key = brain_key
+    if brain_key == f"{key}_map":
+        new_brain_key = f"{new_key}_map"
+        validate_brain_key(dataset, new_key, new_brain_key)
+
+    app.hide_run(dataset, key, fields)
     dataset.rename_run(key, new_key)
     for suffix, name in fields.items():
         field = dataset.get_field(name)
@@ -204,15 +246,16 @@ def rename_run(samples, key, new_key):
             field.info = {**(field.info or {}), "run_key": new_key}
             field.description = FIELD_KINDS[suffix][1].format(key=new_key)
             field.save()
-    present = {
-        old: new for old, new in renames.items()
-        if dataset.get_field(old) is not None
-    }
-    if present:
-        dataset.rename_sample_fields(present)
+    if renames:
+        dataset.rename_sample_fields(renames)
         dataset.reload()
-    config.fields = {s: renames.get(n, n) for s, n in fields.items()}
+    if brain_key != new_brain_key and dataset.has_brain_run(brain_key):
+        dataset.rename_brain_run(brain_key, new_brain_key)
+        config.map = {**config.map, "brain_key": new_brain_key}
+    config.fields = new_fields
     dataset.update_run_config(new_key, config)
+    n_clusters = len(ClusterRun(dataset, new_key).clusters)
+    app.show_run(dataset, new_key, new_fields, n_clusters)
 
 
 class ClusterRun:

@@ -13,11 +13,19 @@ os.environ.setdefault(
     os.path.join(os.path.expanduser("~"), ".cache", "image-clustering-numba"),
 )
 
+import tempfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# FiftyOne finds the plugin by walking its plugins directory; a symlink to
+# this checkout makes the tests use the code under test.
+_PLUGINS_DIR = tempfile.mkdtemp(prefix="image-clustering-plugins-")
+os.symlink(REPO, os.path.join(_PLUGINS_DIR, "image-clustering"))
+os.environ["FIFTYONE_PLUGINS_DIR"] = _PLUGINS_DIR
+
 import numpy as np
 import pytest
 from PIL import Image
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def write_gray(path, value, size=16, noise=None, seed=0):

@@ -1,0 +1,19 @@
+"""Calling operators from Python: ``foo.get_operator(uri)(dataset, ...)``."""
+
+import fiftyone.operators as foo
+
+
+def call(operator, sample_collection, params, delegate=False,
+         delegation_target=None):
+    """Executes ``operator`` on ``sample_collection`` (a dataset or view)
+    through FiftyOne's executor, immediately or queued for a delegated
+    service. Returns the :class:`fiftyone.operators.ExecutionResult`."""
+    result = foo.execute_operator(
+        operator.uri,
+        dict(view=sample_collection.view()),
+        params={k: v for k, v in params.items() if v is not None},
+        request_delegation=delegate,
+        delegation_target=delegation_target,
+    )
+    result.raise_exceptions()
+    return result

@@ -1,0 +1,226 @@
+"""The operators through FiftyOne's own executor, forms included, and a
+delegated run executed by the real `fiftyone delegated launch`."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+import fiftyone as fo
+import fiftyone.operators as foo
+from fiftyone.operators.executor import ExecutionContext
+
+import image_clustering as ic
+
+PLUGIN = "@image-clustering/clustering"
+FAST = {
+    "embedder": "pixels",
+    "embedder_pixels__size": 8,
+    "reducer": "none",
+    "method": "kmeans",
+    "method_kmeans__n_clusters": 2,
+    "map": "none",
+}
+
+
+def _execute(name, dataset, params, **ctx):
+    return foo.execute_operator(
+        f"{PLUGIN}/{name}", dict(dataset=dataset, params=params, **ctx)
+    )
+
+
+def _inputs(name, dataset, params):
+    op = foo.get_operator(f"{PLUGIN}/{name}")
+    ctx = ExecutionContext(
+        request_params=dict(
+            dataset_name=dataset.name, view=dataset.view()._serialize(),
+            params=params,
+        )
+    )
+    return op.resolve_input(ctx).type.properties
+
+
+def test_plugin_registers_every_operator_and_the_panel():
+    from fiftyone.operators.registry import OperatorRegistry
+
+    registry = OperatorRegistry()
+    names = {op.uri for op in registry.list_operators()}
+    for name in ("compute_clusters", "get_clustering_run_info",
+                 "load_clusters_view", "rename_clustering_run",
+                 "delete_clustering_run", "clusters_panel"):
+        assert f"{PLUGIN}/{name}" in names
+    assert [e for e in registry.list_errors() if "image-clustering" in str(e)] == []
+
+
+@pytest.mark.parametrize("method", ["kmeans", "hdbscan", "agglomerative"])
+def test_form_shows_only_the_chosen_methods_parameters(two_groups, method):
+    props = _inputs("compute_clusters", two_groups, {"method": method})
+    shown = {name.split("__")[0] for name in props if name.startswith("method_")}
+    assert shown == {f"method_{method}"}
+    from image_clustering.clustering.clusterers import CLUSTERERS
+
+    expected = {f"method_{method}__{p.name}" for p in CLUSTERERS[method].PARAMS}
+    assert expected <= set(props)
+
+
+def test_form_shows_the_reducers_of_the_chain(two_groups):
+    props = _inputs("compute_clusters", two_groups, {"reducer": "pca+umap"})
+    assert "reducer_pca__n_components" in props
+    assert "reducer_umap__n_neighbors" in props
+    assert not any(n.startswith("reducer_tsne") for n in props)
+    props = _inputs("compute_clusters", two_groups, {"reducer": "none"})
+    assert not any(n.startswith("reducer_") and "__" in n for n in props)
+
+
+def test_form_offers_existing_embeddings_fields(two_groups):
+    props = _inputs("compute_clusters", two_groups, {})
+    assert "field" not in [c.value for c in props["embedder"].view.choices]
+    two_groups.add_sample_field("clip", fo.VectorField)
+    props = _inputs("compute_clusters", two_groups, {"embedder": "field"})
+    assert [c.value for c in props["embeddings_field"].view.choices] == ["clip"]
+    assert not any(n.startswith("embedder_pixels") for n in props)
+
+
+@pytest.mark.parametrize(
+    "key,message",
+    [("1abc", "valid variable names"), ("bad key", "valid variable names"),
+     ("taken", "already exists")],
+)
+def test_bad_run_keys_are_rejected_in_the_form(two_groups, key, message):
+    ic.compute_clusters(two_groups, "taken", embedder={"name": "pixels", "size": 8},
+                        reducer="none", method="kmeans", n_clusters=2, map="none")
+    props = _inputs("compute_clusters", two_groups, {"run_key": key})
+    assert props["run_key"].invalid
+    assert message in props["run_key"].error_message
+    with pytest.raises(Exception, match="run_key"):
+        _execute("compute_clusters", two_groups, {**FAST, "run_key": key})
+    ok = _inputs("compute_clusters", two_groups,
+                 {"run_key": "taken", "overwrite": True})
+    assert not ok["run_key"].invalid
+
+
+def test_every_operator_runs_on_a_real_dataset(two_groups):
+    result = _execute("compute_clusters", two_groups,
+                      {**FAST, "run_key": "ops"})
+    assert result.error is None
+    assert set(two_groups.values("ops_cluster")) == {0, 1}
+    requests = result.executor.to_json()["requests"]
+    progress = [r for r in requests if r["operator_uri"].endswith("set_progress")]
+    assert progress and progress[-1]["params"]["progress"] == 1.0
+
+    info = _execute("get_clustering_run_info", two_groups, {"run_key": "ops"})
+    assert info.result["method"] == "kmeans"
+    assert [c["size"] for c in info.result["clusters"]] == [12, 12]
+
+    view = _execute("load_clusters_view", two_groups, {"run_key": "ops"})
+    set_view = [r for r in view.executor.to_json()["requests"]
+                if r["operator_uri"].endswith("set_view")]
+    assert set_view and view.result["groups_or_samples"] == 2
+
+    _execute("rename_clustering_run", two_groups,
+             {"run_key": "ops", "new_run_key": "renamed"})
+    assert ic.list_runs(two_groups) == ["renamed"]
+    assert two_groups.get_field("renamed_cluster") is not None
+
+    _execute("delete_clustering_run", two_groups, {"run_key": "renamed"})
+    assert ic.list_runs(two_groups) == []
+    assert not any(f.startswith("renamed_") for f in two_groups.get_field_schema())
+
+
+def test_operators_are_callable_from_python(two_groups):
+    op = foo.get_operator(f"{PLUGIN}/compute_clusters")
+    run = op(two_groups, "py", embedder_params={"size": 8}, reducer="pca",
+             reducer_params={"pca": {"n_components": 3}}, method="gmm",
+             n_components=2, map="none")
+    assert type(run).__name__ == "ClusterRun" and run.key == "py"
+    assert run.config["method"] == "gmm"
+    assert run.config["reducers"][0]["params"]["n_components"] == 3
+    info = foo.get_operator(f"{PLUGIN}/get_clustering_run_info")(two_groups, "py")
+    assert info["n_clusters"] == 2
+    foo.get_operator(f"{PLUGIN}/rename_clustering_run")(two_groups, "py", "py2")
+    foo.get_operator(f"{PLUGIN}/delete_clustering_run")(two_groups, "py2")
+    assert ic.list_runs(two_groups) == []
+
+
+def test_a_run_on_a_view_and_on_selected_samples(two_groups):
+    ids = two_groups.values("id")[:10]
+    _execute("compute_clusters", two_groups, {**FAST, "run_key": "sel",
+             "view_target": "SELECTED_SAMPLES"}, selected=ids)
+    assert set(ic.load_run(two_groups, "sel").view().values("id")) == set(ids)
+    assert len(two_groups.exists("sel_cluster")) == 10
+
+
+def test_the_app_shows_the_run(two_groups):
+    params = {**FAST, "run_key": "shown", "map": "auto"}
+    _execute("compute_clusters", two_groups, params)
+    two_groups.reload()
+    groups = {g.name: g.paths for g in two_groups.app_config.sidebar_groups}
+    assert set(groups["clusters: shown"]) == {
+        "shown_cluster", "shown_dist", "shown_sim", "shown_size"}
+    colors = [f for f in two_groups.app_config.color_scheme.fields
+              if f["path"] == "shown_cluster"]
+    assert len(colors[0]["valueColors"]) == 3  # noise + 2 clusters
+    assert two_groups.list_brain_runs() == ["shown_map"]
+    viz = two_groups.load_brain_results("shown_map")
+    assert viz.points.shape == (24, 2)
+
+    ic.rename_run(two_groups, "shown", "seen")
+    assert two_groups.list_brain_runs() == ["seen_map"]
+    ic.delete_run(two_groups, "seen")
+    assert two_groups.list_brain_runs() == []
+    two_groups.reload()
+    assert "clusters: seen" not in [g.name for g in two_groups.app_config.sidebar_groups]
+
+
+def test_panel_rows_follow_the_run(two_groups):
+    from image_clustering.operators.panel import cluster_rows
+
+    ic.compute_clusters(two_groups, "p", embedder={"name": "pixels", "size": 8},
+                        reducer="none", method="hdbscan", min_cluster_size=5,
+                        map="none")
+    two_groups.take(3, seed=1).tag_samples("check")
+    run, rows = cluster_rows(two_groups, "p", "size_desc")
+    sizes = [r["size"] for r in rows if r["id"] >= 0]
+    assert sizes == sorted(sizes, reverse=True)
+    assert sum(r["size"] for r in rows) == 24
+    assert sum(r["tags"].get("check", 0) for r in rows) == 3
+    for r in rows:
+        if r["id"] >= 0:
+            assert os.path.exists(r["thumbnail"])
+
+
+def test_delegated_run_completes_under_fiftyone_delegated_launch(two_groups):
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    two_groups.persistent = True
+    op = foo.get_operator(f"{PLUGIN}/compute_clusters")
+    queued = op(two_groups, "later", embedder_params={"size": 8},
+                reducer="none", method="kmeans", n_clusters=2, map="none",
+                delegate=True)
+    assert queued.delegated
+    service = DelegatedOperationService()
+    fiftyone = os.path.join(os.path.dirname(sys.executable), "fiftyone")
+    launcher = subprocess.Popen(
+        [fiftyone, "delegated", "launch"], stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, env=dict(os.environ),
+    )
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            doc = service.list_operations(dataset_name=two_groups.name)[0]
+            if doc.run_state in ("completed", "failed"):
+                break
+            time.sleep(1)
+    finally:
+        launcher.terminate()
+        output = launcher.communicate(timeout=30)[0]
+    try:
+        assert doc.run_state == "completed", (doc.result, output)
+        assert doc.status.progress == 1.0
+        assert doc.status.label == "done"
+        two_groups.reload()
+        assert set(two_groups.values("later_cluster")) == {0, 1}
+    finally:
+        service.delete_for_dataset(two_groups._doc.id)
