@@ -89,19 +89,11 @@ def _open_dataset(args):
     return dataset
 
 
-def _free_key(dataset, base="clusters"):
-    key, i = base, 1
-    while dataset.has_run(key) or dataset.get_field(f"{key}_cluster"):
-        i += 1
-        key = f"{base}{i}"
-    return key
-
-
 def _cmd_cluster(args):
-    from . import pipeline
+    from . import pipeline, runs
 
     dataset = _open_dataset(args)
-    key = args.run_key or _free_key(dataset)
+    key = args.run_key or runs.free_run_key(dataset)
     embedder = None
     if args.embedder or args.embedder_param:
         embedder = {

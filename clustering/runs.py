@@ -48,6 +48,16 @@ def is_clustering_run(dataset, key):
     return getattr(config, "kind", None) == RUN_KIND
 
 
+def free_run_key(dataset, base="clusters"):
+    """The first of ``clusters``, ``clusters2``, ... not used by a run or a
+    field."""
+    key, i = base, 1
+    while dataset.has_run(key) or dataset.get_field(f"{key}_cluster"):
+        i += 1
+        key = f"{base}{i}"
+    return key
+
+
 def validate_run_key(dataset, key, overwrite=False):
     """Raises unless ``key`` can name a new run (or replace one)."""
     if not isinstance(key, str) or not key.isidentifier():

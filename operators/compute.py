@@ -83,7 +83,7 @@ class ComputeClusters(foo.Operator):
         inputs.view_target(ctx, action_description="Cluster")
         add_run_key_input(ctx, inputs)
 
-        inputs.md("#### Embeddings", name="embeddings_header")
+        inputs.view("embeddings_header", types.Header(label="Embeddings", divider=True))
         embedders = {
             name: f"{cls.label}" for name, cls in EMBEDDERS.items()
         }
@@ -115,7 +115,7 @@ class ComputeClusters(foo.Operator):
             "(recommended for CLIP and DINO)",
         )
 
-        inputs.md("#### Reduction", name="reduction_header")
+        inputs.view("reduction_header", types.Header(label="Reduction", divider=True))
         add_choice(inputs, "reducer", REDUCER_CHAINS, "pca+umap", "Reducer")
         for name in _chain(ctx.params.get("reducer", "pca+umap")):
             add_unit_inputs(
@@ -123,7 +123,7 @@ class ComputeClusters(foo.Operator):
                 _preset_params("reducer", name),
             )
 
-        inputs.md("#### Clustering", name="clustering_header")
+        inputs.view("clustering_header", types.Header(label="Clustering", divider=True))
         methods = {
             name: f"{cls.label}: {cls.description}"
             for name, cls in CLUSTERERS.items()
@@ -136,7 +136,7 @@ class ComputeClusters(foo.Operator):
                 _preset_params("method", method),
             )
 
-        inputs.md("#### Output", name="output_header")
+        inputs.view("output_header", types.Header(label="Output", divider=True))
         add_choice(inputs, "map", MAP_CHOICES, "auto", "2-D map",
                    "Shown in the Embeddings panel, coloured by cluster")
         inputs.int("seed", default=51, label="Random seed")
@@ -156,6 +156,11 @@ class ComputeClusters(foo.Operator):
         else:
             run = yield from _run_with_progress(ctx, view, run_key, kwargs)
             yield ctx.trigger("reload_dataset")
+            # Show what was asked for: the clusters, largest first, each
+            # ordered by distance to its centre.
+            yield ctx.trigger(
+                "set_view", {"view": run.clusters_view()._serialize()}
+            )
         yield ctx.trigger(
             "notify",
             {

@@ -86,17 +86,18 @@ def add_choice(inputs, name, options, default, label, description=None):
 
 def add_run_key_input(ctx, inputs, name="run_key", overwrite_name="overwrite"):
     """A new run key, checked as the user types."""
-    from ..clustering.runs import is_clustering_run
+    from ..clustering.runs import free_run_key, is_clustering_run
 
     key = ctx.params.get(name)
     overwrite = ctx.params.get(overwrite_name, False)
+    dataset = ctx.dataset
     prop = inputs.str(
         name,
         required=True,
+        default=free_run_key(dataset),
         label="Run key",
         description="Names the run; its fields are <run key>_cluster, ...",
     )
-    dataset = ctx.dataset
     if key:
         if not key.isidentifier() or key.startswith("_"):
             prop.invalid = True
