@@ -7,10 +7,20 @@ inside the embedders that use them, when they run.
 
 from .base import Embedded, Embedder
 from .params import Param, ParamError, Unit, build_unit
+from .fiftyone_models import FiftyOneModelEmbedder
 from .pixels import PixelEmbedder
+from .torch_module import TorchModuleEmbedder
+from .transformers_models import ClipEmbedder, DinoEmbedder
 
 EMBEDDERS = {
-    PixelEmbedder.name: PixelEmbedder,
+    cls.name: cls
+    for cls in (
+        PixelEmbedder,
+        DinoEmbedder,
+        ClipEmbedder,
+        FiftyOneModelEmbedder,
+        TorchModuleEmbedder,
+    )
 }
 
 

@@ -13,7 +13,7 @@ class ParamError(ValueError):
     """A parameter value that a unit cannot use; the message names it."""
 
 
-_KINDS = ("int", "float", "number", "bool", "choice", "str")
+_KINDS = ("int", "float", "number", "bool", "choice", "str", "floats", "object")
 
 
 class Param:
@@ -22,8 +22,10 @@ class Param:
     Args:
         name: the keyword the unit takes
         kind: ``int``, ``float``, ``number`` (int or float, e.g. PCA's
-            component count or variance fraction), ``bool``, ``choice`` or
-            ``str``
+            component count or variance fraction), ``bool``, ``choice``,
+            ``str``, ``floats`` (a list of numbers, or a comma-separated
+            string of them) or ``object`` (a Python object, e.g. a model;
+            stored in run configs by its class name)
         default: the value used when none is given
         description: one line shown in forms and ``--help``
         min, max: inclusive bounds for numbers
@@ -96,6 +98,8 @@ class Param:
             "number": "a number",
             "bool": "true or false",
             "str": "a string",
+            "floats": "a list of numbers",
+            "object": "an object",
         }[self.kind]
         bounds = []
         if self.min is not None:
@@ -153,6 +157,16 @@ class Param:
             return value
         raise ValueError
 
+    @classmethod
+    def _parse_floats(cls, value):
+        if isinstance(value, str):
+            value = [v for v in value.replace(",", " ").split() if v]
+        return [cls._parse_float(v) for v in value]
+
+    @staticmethod
+    def _parse_object(value):
+        return value
+
     @staticmethod
     def _parse_str(value):
         if not isinstance(value, str):
@@ -205,12 +219,27 @@ class Unit:
         """Cross-parameter rules; raise :class:`ParamError` naming them."""
 
     def spec(self):
-        """The unit as plain JSON: its name and validated parameters."""
-        return {"name": self.name, "params": dict(self.params)}
+        """The unit as plain JSON: its name and validated parameters (an
+        object parameter appears as its class name)."""
+        return {
+            "name": self.name,
+            "params": {k: _jsonable(v) for k, v in self.params.items()},
+        }
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{type(self).__name__}({args})"
+
+
+def _jsonable(value):
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)) and all(
+        isinstance(v, (bool, int, float, str)) for v in value
+    ):
+        return list(value)
+    cls = type(value)
+    return f"<{cls.__module__}.{cls.__qualname__}>"
 
 
 def build_unit(registry, kind, spec, **extra):

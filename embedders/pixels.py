@@ -46,7 +46,9 @@ class PixelEmbedder(Embedder):
 
     def _decode(self, path):
         side = self.params["size"]
-        im = load_image(path, mode="L", size=(side, side))
+        # Decode JPEGs at no less than twice the thumbnail, so the resize
+        # can still antialias.
+        im = load_image(path, mode="L", size=(2 * side, 2 * side))
         im = im.resize((side, side), Image.Resampling.BILINEAR)
         return np.asarray(im, dtype=np.float32).ravel() / 255.0
 

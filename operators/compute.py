@@ -17,6 +17,7 @@ from .forms import (
     add_run_key_input,
     add_unit_inputs,
     read_unit_params,
+    settable_in_app,
 )
 
 FROM_FIELD = "field"
@@ -85,7 +86,9 @@ class ComputeClusters(foo.Operator):
 
         inputs.view("embeddings_header", types.Header(label="Embeddings", divider=True))
         embedders = {
-            name: f"{cls.label}" for name, cls in EMBEDDERS.items()
+            name: cls.label
+            for name, cls in EMBEDDERS.items()
+            if settable_in_app(cls)
         }
         vector_fields = _vector_fields(ctx.dataset)
         if vector_fields:

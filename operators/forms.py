@@ -39,6 +39,10 @@ def add_unit_inputs(inputs, prefix, unit_cls, defaults=None):
                 **common,
             )
         else:
+            # str, and object parameters that the App can only name (a zoo
+            # model), and number lists typed as "0.5, 0.5, 0.5"
+            if isinstance(common.get("default"), (list, tuple)):
+                common["default"] = ", ".join(str(v) for v in common["default"])
             inputs.str(name, **common)
 
 
@@ -65,6 +69,14 @@ def _match_choice(value, choices):
         if str(c) == str(value):
             return c
     return value
+
+
+def settable_in_app(unit_cls):
+    """Whether every required parameter of the unit can be typed in a form
+    (a torch module passed as an object cannot)."""
+    return not any(
+        p.kind == "object" and p.default is None for p in unit_cls.PARAMS
+    )
 
 
 def add_choice(inputs, name, options, default, label, description=None):

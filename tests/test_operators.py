@@ -224,3 +224,12 @@ def test_delegated_run_completes_under_fiftyone_delegated_launch(two_groups):
         assert set(two_groups.values("later_cluster")) == {0, 1}
     finally:
         service.delete_for_dataset(two_groups._doc.id)
+
+
+def test_form_offers_model_embedders_but_not_python_objects(two_groups):
+    props = _inputs("compute_clusters", two_groups, {"embedder": "dino"})
+    choices = [c.value for c in props["embedder"].view.choices]
+    assert {"pixels", "dino", "clip", "fiftyone"} <= set(choices)
+    assert "torch" not in choices
+    assert props["embedder_dino__model"].default == "facebook/dinov2-small"
+    assert "embedder_dino__pooling" in props

@@ -1,0 +1,121 @@
+"""FiftyOne models as embedders: a zoo model by name (``dinov2-vits14-torch``,
+``clip-vit-base32-torch``, ...) or any FiftyOne ``Model`` object that
+exposes embeddings."""
+
+import re
+import threading
+
+import numpy as np
+
+from .base import Embedded, Embedder
+from .images import iter_decoded, load_image
+from .params import Param, ParamError
+
+_ZOO = {}
+_LOCK = threading.Lock()
+
+
+def load_zoo_model(name):
+    """Loads (once per process) a FiftyOne zoo model that has embeddings."""
+    with _LOCK:
+        if name not in _ZOO:
+            import fiftyone.zoo as foz
+
+            try:
+                _ZOO[name] = foz.load_zoo_model(name)
+            except Exception as e:
+                raise ParamError(
+                    f"could not load FiftyOne zoo model '{name}': {e}. Zoo "
+                    "models download their weights on first use; on a "
+                    "machine without network access run `fiftyone zoo "
+                    f"models download {name}` elsewhere and copy the zoo "
+                    "models directory (fiftyone.config.model_zoo_dir)"
+                ) from None
+        return _ZOO[name]
+
+
+class FiftyOneModelEmbedder(Embedder):
+    """Embeds with a FiftyOne model: a zoo model name, or a
+    ``fiftyone.core.models.Model`` with embeddings plus a ``model_id`` that
+    names its weights (embeddings are cached under that name)."""
+
+    name = "fiftyone"
+    label = "FiftyOne zoo model"
+    description = "Any FiftyOne zoo model that exposes embeddings"
+    PARAMS = (
+        Param("model", "object", "clip-vit-base32-torch",
+              "Zoo model name, or a fiftyone Model object"),
+        Param("model_id", "str", None,
+              "Name of the weights, required when 'model' is an object"),
+    )
+
+    def check(self):
+        model = self.params["model"]
+        if isinstance(model, str):
+            if self.params["model_id"] is None:
+                self.params["model_id"] = model
+            return
+        from fiftyone.core.models import Model
+
+        if not isinstance(model, Model):
+            raise ParamError(
+                "fiftyone: 'model' must be a zoo model name or a "
+                "fiftyone.core.models.Model"
+            )
+        if not self.params["model_id"]:
+            raise ParamError(
+                "fiftyone: give 'model_id', a name for this model's weights, "
+                "so its embeddings can be cached and reused"
+            )
+        self._require_embeddings(model)
+
+    def _require_embeddings(self, model):
+        if not getattr(model, "has_embeddings", False):
+            raise ParamError(
+                f"fiftyone: model '{self.params['model_id']}' does not "
+                "expose embeddings"
+            )
+
+    def _model(self):
+        model = self.params["model"]
+        if isinstance(model, str):
+            model = load_zoo_model(model)
+            self._require_embeddings(model)
+        return model
+
+    def fingerprint(self):
+        return {"embedder": self.name, "model": self.params["model_id"]}
+
+    @property
+    def field_name(self):
+        slug = re.sub(r"[^0-9a-z]+", "_", self.params["model_id"].lower())
+        return f"fiftyone_{slug.strip('_')}_embedding"
+
+    def embed(self, paths, num_workers=None, batch_size=None, progress=None):
+        model = self._model()
+        n = len(paths)
+        vectors = None
+        failures = {}
+        done = 0
+        decode = lambda path: np.asarray(load_image(path, "RGB"))
+        with model:
+            for start, items, failed in iter_decoded(
+                paths, decode, batch_size=batch_size or 16,
+                num_workers=num_workers,
+            ):
+                failures.update({start + j: r for j, r in failed.items()})
+                ok = [j for j, item in enumerate(items) if item is not None]
+                if ok:
+                    out = np.asarray(
+                        model.embed_all([items[j] for j in ok]),
+                        dtype=np.float32,
+                    ).reshape(len(ok), -1)
+                    if vectors is None:
+                        vectors = np.zeros((n, out.shape[1]), np.float32)
+                    vectors[[start + j for j in ok]] = out
+                done += len(items)
+                if progress is not None:
+                    progress(done, n)
+        if vectors is None:
+            vectors = np.zeros((n, 0), dtype=np.float32)
+        return Embedded(vectors, failures)
