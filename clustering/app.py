@@ -46,17 +46,24 @@ def map_points(X, map_method, seed):
     return umap.fit_transform(X, seed)[0]
 
 
-def register_map(samples, brain_key, ids, points):
-    """Stores ``points`` (one row per id in ``ids``) as a brain
-    visualization run so that the App's Embeddings panel lists it."""
+def register_map(samples, brain_key, ids, points, patches_field=None):
+    """Stores ``points`` (one row per id in ``ids``: samples, or objects of
+    ``patches_field``) as a brain visualization run so that the App's
+    Embeddings panel lists it."""
     import fiftyone.brain as fob
     from bson import ObjectId
     from fiftyone import ViewField as F
 
+    points = dict(zip(ids, np.asarray(points)))
+    if patches_field:
+        view = samples.select_labels(ids=list(ids), fields=patches_field)
+        fob.compute_visualization(
+            view, patches_field=patches_field, points=points,
+            brain_key=brain_key,
+        )
+        return
     view = samples.match(F("_id").is_in([ObjectId(i) for i in ids]))
-    fob.compute_visualization(
-        view, points=dict(zip(ids, np.asarray(points))), brain_key=brain_key
-    )
+    fob.compute_visualization(view, points=points, brain_key=brain_key)
 
 
 def show_run(dataset, key, fields, n_clusters):

@@ -66,6 +66,11 @@ def _open_dataset(args):
 
     from .datasets import dataset_from_folder, write_digits
 
+    if not args.folder and args.dataset and fo.dataset_exists(args.dataset):
+        if args.reload:
+            raise SystemExit("--reload needs a folder to rebuild from")
+        print(f"Using existing dataset '{args.dataset}'")
+        return fo.load_dataset(args.dataset)
     if args.folder:
         folder = os.path.abspath(args.folder)
         if not os.path.isdir(folder):
@@ -111,6 +116,7 @@ def _cmd_cluster(args):
         normalize=args.normalize,
         seed=args.seed,
         preset=args.preset,
+        patches_field=args.patches_field,
         overwrite=args.overwrite,
         num_workers=args.num_workers,
         progress=None if args.quiet else _ProgressBar(),
@@ -128,13 +134,7 @@ def _print_run(dataset, run, label_field="ground_truth"):
         f"Run '{run.key}': {run.config['method']} on "
         f"{_describe_source(run.config)}"
     )
-    labels = None
-    if label_field and dataset.get_field(label_field) is not None:
-        cf = run.fields["cluster"]
-        clusters, truth = run.view().exists(cf).values(
-            [cf, f"{label_field}.label"]
-        )
-        labels = (clusters, truth)
+    labels = _labels_by_member(dataset, run, label_field)
     print(_cluster_table(run, labels))
     print()
     m = run.metrics
@@ -146,6 +146,7 @@ def _print_run(dataset, run, label_field="ground_truth"):
                  "inertia"):
         if m.get(name) is not None:
             print(f"  {name:<18} {m[name]:.4f}")
+    label_name = "object labels" if run.patches_field else label_field
     if labels is not None:
         from sklearn.metrics import (
             adjusted_mutual_info_score,
@@ -154,11 +155,11 @@ def _print_run(dataset, run, label_field="ground_truth"):
 
         clusters, truth = labels
         print(
-            f"  {'ARI vs ' + label_field:<18} "
+            f"  {'ARI vs ' + label_name:<18} "
             f"{adjusted_rand_score(truth, clusters):.4f}"
         )
         print(
-            f"  {'AMI vs ' + label_field:<18} "
+            f"  {'AMI vs ' + label_name:<18} "
             f"{adjusted_mutual_info_score(truth, clusters):.4f}"
         )
     skipped = run.skipped
@@ -170,6 +171,34 @@ def _print_run(dataset, run, label_field="ground_truth"):
     print(
         "Time: " + ", ".join(f"{k} {v:.1f}s" for k, v in t.items())
     )
+
+
+def _labels_by_member(dataset, run, label_field):
+    """(clusters, classes) of the clustered members, to score the clusters
+    against: the classification ``label_field`` of each sample, or the
+    label of each object in an object run. ``None`` without labels."""
+    cf = run.fields["cluster"]
+    labels_path = (run.config.get("patches") or {}).get("path")
+    if labels_path:
+        clusters, truth = run.view().values([cf, f"{labels_path}.label"])
+        if labels_path != run.patches_field:
+            pairs = [
+                (c, t)
+                for cs, ts in zip(clusters, truth)
+                for c, t in zip(cs or [], ts or [])
+            ]
+            clusters, truth = [c for c, _ in pairs], [t for _, t in pairs]
+        pairs = [(c, t) for c, t in zip(clusters, truth) if c is not None]
+    else:
+        if not label_field or dataset.get_field(label_field) is None:
+            return None
+        pairs = zip(*run.view().exists(cf).values(
+            [cf, f"{label_field}.label"]
+        ))
+    pairs = list(pairs)
+    if not pairs or all(t is None for _, t in pairs):
+        return None
+    return [c for c, _ in pairs], [t for _, t in pairs]
 
 
 def _describe_source(config):
@@ -293,7 +322,8 @@ def build_parser():
         "folder",
         nargs="?",
         help="folder of images; subfolder names become ground truth. "
-        "Without it, scikit-learn's digits are used",
+        "Without it, the dataset named by --dataset if it exists, else "
+        "scikit-learn's digits",
     )
     c.add_argument("--dataset", help="dataset name (default: folder name)")
     c.add_argument("--reload", action="store_true",
@@ -307,6 +337,8 @@ def build_parser():
                    help="embedder parameter, e.g. size=32 (repeatable)")
     c.add_argument("--embeddings-field",
                    help="cluster an existing vector field instead")
+    c.add_argument("--patches-field",
+                   help="cluster the objects of this Detections field")
     c.add_argument(
         "--reducer",
         help="'none', or reducers joined by '+', each with optional "

@@ -9,6 +9,7 @@ embedder's vectors is never mixed with new ones.
 import numpy as np
 
 from ..embedders import get_embedder
+from ..embedders.images import Crop
 from ..embedders.params import ParamError
 
 
@@ -22,15 +23,19 @@ class Embeddings:
         field: the field the vectors live in
         source: plain JSON describing where the vectors came from
         computed: how many vectors this call computed
+        skipped_paths: dict of skipped id -> file path, where the ids are
+            not sample ids (objects)
     """
 
-    def __init__(self, ids, vectors, skipped, field, source, computed):
+    def __init__(self, ids, vectors, skipped, field, source, computed,
+                 skipped_paths=None):
         self.ids = ids
         self.vectors = vectors
         self.skipped = skipped
         self.field = field
         self.source = source
         self.computed = computed
+        self.skipped_paths = skipped_paths or {}
 
 
 def fingerprint_of(dataset, field):
@@ -182,3 +187,102 @@ def _write_cache(samples, field, embedder, new):
             info={"fingerprint": embedder.fingerprint()},
         )
     dataset.set_values(field, new, key_field="id")
+
+
+def label_list_path(samples, patches_field):
+    """The path of the labels in ``patches_field``: ``field.detections`` for
+    Detections, ``field`` for a single Detection."""
+    import fiftyone as fo
+
+    field = samples._dataset.get_field(patches_field)
+    doc_type = getattr(field, "document_type", None)
+    if doc_type is fo.Detections:
+        return f"{patches_field}.detections"
+    if doc_type is fo.Detection:
+        return patches_field
+    raise ParamError(
+        f"patches_field '{patches_field}' must be a Detections or Detection "
+        f"field, not {type(field).__name__ if field else 'missing'}"
+    )
+
+
+def _flatten(per_sample, single):
+    return [[v] if single else (v or []) for v in per_sample]
+
+
+def get_patch_embeddings(
+    samples,
+    patches_field,
+    embedder=None,
+    attribute=None,
+    num_workers=None,
+    batch_size=None,
+    progress=None,
+):
+    """Returns :class:`Embeddings` for every object in ``patches_field``,
+    keyed by label id.
+
+    With an ``embedder``, each object's bounding box is cut out of its image
+    and embedded (crops are not cached). Without one, vectors are read from
+    the label attribute ``attribute``.
+    """
+    path = label_list_path(samples, patches_field)
+    single = path == patches_field
+    want = ["filepath", f"{path}.id", f"{path}.bounding_box"]
+    if embedder is None:
+        if not attribute:
+            raise ParamError(
+                "give an embedder, or the label attribute holding the "
+                "patches' embeddings as 'embeddings_field'"
+            )
+        want.append(f"{path}.{attribute}")
+    columns = samples.values(want)
+    filepaths = columns[0]
+    ids, sources, stored = [], [], []
+    for k, filepath in enumerate(filepaths):
+        label_ids = _flatten([columns[1][k]], single)[0]
+        boxes = _flatten([columns[2][k]], single)[0]
+        vecs = (
+            _flatten([columns[3][k]], single)[0]
+            if embedder is None else [None] * len(label_ids)
+        )
+        for label_id, box, vec in zip(label_ids, boxes, vecs):
+            if label_id is None:
+                continue
+            ids.append(label_id)
+            sources.append(Crop(filepath, tuple(box or (0, 0, 0, 0))))
+            stored.append(vec)
+
+    skipped = {}
+    if embedder is not None:
+        embedder = get_embedder(embedder)
+        out = embedder.embed(
+            sources, num_workers=num_workers, batch_size=batch_size,
+            progress=progress,
+        )
+        vectors = [None if j in out.failures else out.vectors[j]
+                   for j in range(len(ids))]
+        skipped = {ids[j]: r for j, r in out.failures.items()}
+        source = {"embedder": embedder.spec(),
+                  "fingerprint": embedder.fingerprint(), "field": None}
+    else:
+        vectors = [None if v is None else np.asarray(v, np.float32).ravel()
+                   for v in stored]
+        for j, v in enumerate(vectors):
+            if v is None:
+                skipped[ids[j]] = f"no embedding in attribute '{attribute}'"
+        source = {"embedder": None, "fingerprint": None, "field": attribute}
+
+    keep = [j for j, v in enumerate(vectors)
+            if v is not None and np.all(np.isfinite(v))]
+    for j, v in enumerate(vectors):
+        if v is not None and j not in keep:
+            skipped[ids[j]] = "embedding contains NaN or infinite values"
+    matrix = (np.stack([vectors[j] for j in keep]).astype(np.float32)
+              if keep else np.zeros((0, 0), dtype=np.float32))
+    return Embeddings(
+        [ids[j] for j in keep], matrix, skipped, attribute, source,
+        len(keep) if embedder is not None else 0,
+        skipped_paths={ids[j]: sources[j].path for j in range(len(ids))
+                       if ids[j] in skipped},
+    )

@@ -15,7 +15,12 @@ from ..embedders import get_embedder
 from ..embedders.params import ParamError
 from . import app, runs
 from .clusterers import get_clusterer
-from .embeddings import check_embeddings_field, get_embeddings
+from .embeddings import (
+    check_embeddings_field,
+    get_embeddings,
+    get_patch_embeddings,
+    label_list_path,
+)
 from .geometry import measure, relabel_by_size
 from .metrics import compute_metrics
 from .presets import DEFAULT_PRESET, PRESETS
@@ -101,6 +106,7 @@ def compute_clusters(
     normalize=None,
     seed=51,
     preset=None,
+    patches_field=None,
     field_prefix=None,
     map="auto",
     overwrite=False,
@@ -128,6 +134,12 @@ def compute_clusters(
         normalize: whether to L2-normalise embeddings before reducing
         seed: random seed for every step that has one
         preset: named defaults (see :data:`.presets.PRESETS`)
+        patches_field: a Detections (or Detection) field: cluster its
+            objects instead of whole images. Each box is cut out and
+            embedded, and the run's fields are written on each object
+            (``<patches_field>.detections.<run_key>_cluster``, ...). With
+            no ``embedder``, ``embeddings_field`` names a label attribute
+            holding each object's vector
         field_prefix: prefix of the fields written (default: ``run_key``)
         map: the 2-D map stored for the App's Embeddings panel (brain key
             ``<run_key>_map``): ``auto`` (the clustered space when it is 2-D,
@@ -158,11 +170,16 @@ def compute_clusters(
     prefix = field_prefix or run_key
     if not prefix.isidentifier():
         raise ParamError(f"field_prefix {prefix!r} must be an identifier")
+    labels_path = None
+    if patches_field:
+        labels_path = label_list_path(samples, patches_field)
+        prefix = f"{labels_path}.{prefix}"
+    else:
+        check_embeddings_field(samples, p.embedder, p.embeddings_field)
     suffixes = ["cluster", "dist", "sim", "size", "prob", "outlier"]
     runs.validate_field_names(
         dataset, run_key, runs.field_names(prefix, suffixes), overwrite
     )
-    check_embeddings_field(samples, p.embedder, p.embeddings_field)
     app.check_map(map)
     map_key = f"{run_key}_map" if map != "none" else None
     runs.validate_brain_key(dataset, run_key, map_key, overwrite)
@@ -171,16 +188,28 @@ def compute_clusters(
     timings = {}
     t = time.time()
     report(0.0, "embedding")
-    emb = get_embeddings(
-        samples,
-        embedder=p.embedder,
-        field=p.embeddings_field,
-        num_workers=num_workers,
-        batch_size=batch_size,
-        progress=lambda done, total: report(
-            0.7 * done / max(total, 1), f"embedded {done} of {total}"
-        ),
+    embed_progress = lambda done, total: report(
+        0.7 * done / max(total, 1), f"embedded {done} of {total}"
     )
+    if patches_field:
+        emb = get_patch_embeddings(
+            samples,
+            patches_field,
+            embedder=p.embedder,
+            attribute=p.embeddings_field,
+            num_workers=num_workers,
+            batch_size=batch_size,
+            progress=embed_progress,
+        )
+    else:
+        emb = get_embeddings(
+            samples,
+            embedder=p.embedder,
+            field=p.embeddings_field,
+            num_workers=num_workers,
+            batch_size=batch_size,
+            progress=embed_progress,
+        )
     timings["embed"] = time.time() - t
     if len(emb.ids) < 2:
         raise ValueError(
@@ -254,11 +283,16 @@ def compute_clusters(
         "seed": p.seed,
         "preset": preset,
         "fields": names,
+        "patches": {"field": patches_field, "path": labels_path}
+        if patches_field else None,
         "map": {"method": map, "brain_key": map_key} if map_key else None,
         "libraries": _library_versions(),
     }
     mean_dist = geo.mean_dist()
-    skipped_paths = _paths_of(samples, list(emb.skipped)[:MAX_SKIPPED_LISTED])
+    skipped_paths = (
+        emb.skipped_paths if patches_field
+        else _paths_of(samples, list(emb.skipped)[:MAX_SKIPPED_LISTED])
+    )
     timings["total"] = time.time() - started
     results = {
         "clusters": [

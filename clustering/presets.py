@@ -4,7 +4,22 @@
 dimensions removes pixel noise cheaply, UMAP with ``min_dist=0`` packs each
 group tightly, and HDBSCAN finds the groups without being told how many.
 ``benchmarks/digits.py`` measures it on scikit-learn's digits.
+
+``dino`` and ``clip`` are the same pipeline on model embeddings, which are
+L2-normalised first: their direction carries the meaning, and normalised
+Euclidean distances rank like cosine similarities.
 """
+
+_MODEL_PIPELINE = {
+    "normalize": True,
+    "reducer": [
+        {"name": "pca", "n_components": 50},
+        {"name": "umap", "n_components": 10, "n_neighbors": 15,
+         "min_dist": 0.0},
+    ],
+    "method": "hdbscan",
+    "params": {"min_cluster_size": 20, "min_samples": 10},
+}
 
 DEFAULT_PRESET = "pixels"
 
@@ -20,4 +35,6 @@ PRESETS = {
         "method": "hdbscan",
         "params": {"min_cluster_size": 20, "min_samples": 10},
     },
+    "dino": {"embedder": {"name": "dino"}, **_MODEL_PIPELINE},
+    "clip": {"embedder": {"name": "clip"}, **_MODEL_PIPELINE},
 }

@@ -85,9 +85,8 @@ def validate_field_names(dataset, key, names, overwrite=False):
     replaced = set()
     if overwrite and dataset.has_run(key):
         replaced = set(_run_fields(dataset, key))
-    schema = dataset.get_field_schema()
     for name in names.values():
-        if name in schema and name not in replaced:
+        if dataset.get_field(name) is not None and name not in replaced:
             raise ParamError(
                 f"field '{name}' already exists and does not belong to run "
                 f"'{key}'; choose another run key or field_prefix"
@@ -132,7 +131,11 @@ def write_run(
 
     dataset = samples._dataset
     names = config["fields"]
+    # Object runs write attributes of each label: "<labels path>.<name>".
+    labels_path = (config.get("patches") or {}).get("path")
     tmp = _TMP_PREFIX + uuid.uuid4().hex[:10]
+    if labels_path:
+        tmp = f"{labels_path}.{tmp}"
     written = {}
     try:
         for suffix, values in columns.items():
@@ -145,7 +148,10 @@ def write_run(
                 info={"run_key": key, "run_kind": RUN_KIND},
             )
             written[suffix] = name
-            dataset.set_values(name, values, key_field="id")
+            if labels_path:
+                dataset.set_label_values(name, values)
+            else:
+                dataset.set_values(name, values, key_field="id")
     except BaseException:
         _delete_fields(dataset, written.values())
         raise
@@ -166,7 +172,8 @@ def write_run(
         dataset.save_run_results(key, run_results)
         if map_points is not None:
             app.register_map(
-                samples, config["map"]["brain_key"], *map_points
+                samples, config["map"]["brain_key"], *map_points,
+                patches_field=(config.get("patches") or {}).get("field"),
             )
     except BaseException:
         _delete_fields(dataset, written.values())
@@ -176,7 +183,8 @@ def write_run(
         if brain_key and dataset.has_brain_run(brain_key):
             dataset.delete_brain_run(brain_key)
         raise
-    app.show_run(dataset, key, names, len(results["clusters"]))
+    if not labels_path:
+        app.show_run(dataset, key, names, len(results["clusters"]))
 
 
 def _delete_fields(dataset, names):
@@ -233,10 +241,16 @@ def rename_run(samples, key, new_key):
     validate_run_key(dataset, new_key)
     config = dataset.get_run_info(key).config
     fields = dict(config.fields)
+    labels_path = (getattr(config, "patches", None) or {}).get("path")
+
+    def default_name(k, suffix):
+        name = f"{k}_{suffix}"
+        return f"{labels_path}.{name}" if labels_path else name
+
     renames = {
-        name: f"{new_key}_{suffix}"
+        name: default_name(new_key, suffix)
         for suffix, name in fields.items()
-        if name == f"{key}_{suffix}"
+        if name == default_name(key, suffix)
     }
     new_fields = {s: renames.get(n, n) for s, n in fields.items()}
     validate_field_names(
@@ -264,8 +278,9 @@ def rename_run(samples, key, new_key):
         config.map = {**config.map, "brain_key": new_brain_key}
     config.fields = new_fields
     dataset.update_run_config(new_key, config)
-    n_clusters = len(ClusterRun(dataset, new_key).clusters)
-    app.show_run(dataset, new_key, new_fields, n_clusters)
+    if not labels_path:
+        n_clusters = len(ClusterRun(dataset, new_key).clusters)
+        app.show_run(dataset, new_key, new_fields, n_clusters)
 
 
 class ClusterRun:
@@ -313,14 +328,55 @@ class ClusterRun:
         """The samples the run was computed on."""
         return self._dataset.load_run_view(self.key)
 
+    @property
+    def patches_field(self):
+        """The label field whose objects were clustered, or ``None``."""
+        return (self.config.get("patches") or {}).get("field")
+
+    def members(self):
+        """Flat lists over everything the run clustered (samples, or objects
+        of an object run): ``id``, ``filepath``, ``cluster``, ``dist``; the
+        last two are ``None`` for what could not be embedded."""
+        cf, df = self.fields["cluster"], self.fields["dist"]
+        labels_path = (self.config.get("patches") or {}).get("path")
+        if not labels_path:
+            ids, paths, clusters, dists = self.view().values(
+                ["id", "filepath", cf, df]
+            )
+            return {"id": ids, "filepath": paths, "cluster": clusters,
+                    "dist": dists}
+        single = labels_path == self.patches_field
+        cols = self.view().values(
+            ["filepath", f"{labels_path}.id", cf, df]
+        )
+        out = {"id": [], "filepath": [], "cluster": [], "dist": []}
+        for path, ids, clusters, dists in zip(*cols):
+            if single:
+                ids, clusters, dists = [ids], [clusters], [dists]
+            for label_id, c, d in zip(ids or [], clusters or [], dists or []):
+                if label_id is None:
+                    continue
+                out["id"].append(label_id)
+                out["filepath"].append(path)
+                out["cluster"].append(c)
+                out["dist"].append(d)
+        return out
+
     def clusters_view(self, cluster=None, include_noise=True):
         """The run's samples grouped by cluster (dynamic groups), each group
         ordered by distance to its centre; or, with ``cluster``, that one
-        cluster's samples in that order."""
+        cluster's samples in that order. For an object run, the same over
+        the patches (one per object)."""
         from fiftyone import ViewField as F
 
         cf, df = self.fields["cluster"], self.fields["dist"]
-        view = self.view().exists(cf)
+        view = self.view()
+        if self.patches_field:
+            pf = self.patches_field
+            view = view.to_patches(pf)
+            cf = f"{pf}.{cf.rsplit('.', 1)[-1]}"
+            df = f"{pf}.{df.rsplit('.', 1)[-1]}"
+        view = view.exists(cf)
         if cluster is not None:
             return view.match(F(cf) == int(cluster)).sort_by(df)
         if not include_noise:

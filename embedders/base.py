@@ -47,7 +47,8 @@ class Embedder(Unit):
         """Embeds image files.
 
         Args:
-            paths: a list of file paths
+            paths: a list of file paths, or of
+                :class:`~.images.Crop` regions of them
             num_workers: decoding threads (default: up to 8, one per core)
             batch_size: images per forward pass, where that applies
             progress: an optional callable ``progress(done, total)``

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 
 from .base import Embedded, Embedder
-from .images import iter_decoded, load_image
+from .images import iter_decoded, load_source
 from .params import Param, ParamError
 
 _ZOO = {}
@@ -97,7 +97,7 @@ class FiftyOneModelEmbedder(Embedder):
         vectors = None
         failures = {}
         done = 0
-        decode = lambda path: np.asarray(load_image(path, "RGB"))
+        decode = lambda path: np.asarray(load_source(path, "RGB"))
         with model:
             for start, items, failed in iter_decoded(
                 paths, decode, batch_size=batch_size or 16,

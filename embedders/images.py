@@ -7,8 +7,10 @@ model's forward pass overlaps with the decoding of the next batches.
 """
 
 import os
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections import OrderedDict, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -19,6 +21,78 @@ MAX_PIXELS = Image.MAX_IMAGE_PIXELS
 
 class ImageDecodeError(Exception):
     """A file that cannot be used as an image; the message says why."""
+
+
+class Crop(NamedTuple):
+    """A region of an image: ``box`` is ``[x, y, width, height]`` relative
+    to the image size, as in FiftyOne's ``Detection.bounding_box``."""
+
+    path: str
+    box: tuple
+
+
+class _DecodedImages:
+    """Recently decoded full images, shared by the decoding threads.
+
+    Crops of one image arrive together and land on different threads; the
+    first thread decodes the image and the others wait for that result
+    instead of decoding it again.
+    """
+
+    def __init__(self, capacity):
+        self.capacity = capacity
+        self.lock = threading.Lock()
+        self.entries = OrderedDict()
+
+    def clear(self):
+        with self.lock:
+            self.entries.clear()
+
+    def get(self, path, mode):
+        key = (path, mode)
+        with self.lock:
+            future = self.entries.get(key)
+            owner = future is None
+            if owner:
+                future = self.entries[key] = Future()
+                while len(self.entries) > self.capacity:
+                    self.entries.popitem(last=False)
+            else:
+                self.entries.move_to_end(key)
+        if owner:
+            try:
+                future.set_result(load_image(path, mode))
+            except ImageDecodeError as e:
+                future.set_exception(e)
+        return future.result()
+
+
+_decoded = _DecodedImages(capacity=16)
+
+
+def load_crop(crop, mode="RGB"):
+    """Decodes the region ``crop`` of its image as an 8-bit ``mode`` image.
+
+    Raises:
+        ImageDecodeError: if the image cannot be read or the box is empty
+    """
+    im = _decoded.get(crop.path, mode)
+    x, y, w, h = crop.box
+    width, height = im.size
+    left = min(max(int(round(x * width)), 0), width)
+    top = min(max(int(round(y * height)), 0), height)
+    right = min(max(int(round((x + w) * width)), 0), width)
+    bottom = min(max(int(round((y + h) * height)), 0), height)
+    if right <= left or bottom <= top:
+        raise ImageDecodeError(f"empty bounding box {list(crop.box)}")
+    return im.crop((left, top, right, bottom))
+
+
+def load_source(source, mode="RGB", size=None):
+    """Decodes a file path or a :class:`Crop`."""
+    if isinstance(source, Crop):
+        return load_crop(source, mode)
+    return load_image(source, mode=mode, size=size)
 
 
 def default_num_workers():
@@ -123,6 +197,8 @@ def iter_decoded(paths, decode, batch_size=64, num_workers=None, prefetch=2):
     """
     n = len(paths)
     workers = num_workers or default_num_workers()
+    # A file may have changed since an earlier call decoded it.
+    _decoded.clear()
     starts = iter(range(0, n, batch_size))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending = deque()

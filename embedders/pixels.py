@@ -4,7 +4,7 @@ import numpy as np
 from PIL import Image
 
 from .base import Embedded, Embedder
-from .images import iter_decoded, load_image
+from .images import iter_decoded, load_source
 from .params import Param
 
 
@@ -48,7 +48,7 @@ class PixelEmbedder(Embedder):
         side = self.params["size"]
         # Decode JPEGs at no less than twice the thumbnail, so the resize
         # can still antialias.
-        im = load_image(path, mode="L", size=(2 * side, 2 * side))
+        im = load_source(path, mode="L", size=(2 * side, 2 * side))
         im = im.resize((side, side), Image.Resampling.BILINEAR)
         return np.asarray(im, dtype=np.float32).ravel() / 255.0
 

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from .base import Embedded
-from .images import iter_decoded, load_image
+from .images import iter_decoded, load_source
 from .params import Param, ParamError
 
 DEVICE_PARAM = Param(
@@ -171,7 +171,9 @@ def embed_with(forward, preprocess, paths, device, dtype, num_workers=None,
     batch_size = batch_size or (64 if device == "cuda" else 16)
 
     def decode(path):
-        return preprocess(load_image(path, "RGB", size=preprocess.decode_size))
+        return preprocess(
+            load_source(path, "RGB", size=preprocess.decode_size)
+        )
 
     n = len(paths)
     vectors = None

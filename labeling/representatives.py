@@ -2,21 +2,19 @@
 
 
 def representatives(run, per_cluster=1):
-    """Returns ``{cluster_id: [(sample_id, filepath), ...]}`` with the
-    ``per_cluster`` samples of each cluster nearest its centre, nearest
-    first. Noise has no centre and no representatives.
+    """Returns ``{cluster_id: [(id, filepath), ...]}`` with the
+    ``per_cluster`` members of each cluster (samples, or objects of an
+    object run) nearest its centre, nearest first. Noise has no centre and
+    no representatives.
 
     Args:
         run: a :class:`~image_clustering.clustering.runs.ClusterRun`
         per_cluster: how many samples per cluster
     """
-    cf, df = run.fields["cluster"], run.fields["dist"]
-    ids, paths, clusters, dists = run.view().exists(cf).values(
-        ["id", "filepath", cf, df]
-    )
+    m = run.members()
     ranked = sorted(
         (c, d, sid, p)
-        for sid, p, c, d in zip(ids, paths, clusters, dists)
+        for sid, p, c, d in zip(m["id"], m["filepath"], m["cluster"], m["dist"])
         if c is not None and c >= 0 and d is not None
     )
     out = {}

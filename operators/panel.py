@@ -22,11 +22,9 @@ def cluster_rows(dataset, key, sort="size_desc"):
     distance, sample tags and a representative image."""
     run = runs.load_run(dataset, key)
     reps = representatives(run, per_cluster=1)
-    cf = run.fields["cluster"]
-    clusters, tags = run.view().exists(cf).values([cf, "tags"])
     tag_counts = {}
-    for c, sample_tags in zip(clusters, tags):
-        tag_counts.setdefault(c, Counter()).update(sample_tags or [])
+    for c, tags in _tags_by_member(run):
+        tag_counts.setdefault(c, Counter()).update(tags or [])
 
     rows = [
         {
@@ -57,6 +55,23 @@ def cluster_rows(dataset, key, sort="size_desc"):
             }
         )
     return run, rows
+
+
+def _tags_by_member(run):
+    """(cluster, tags) per member: sample tags, or label tags in an object
+    run."""
+    cf = run.fields["cluster"]
+    labels_path = (run.config.get("patches") or {}).get("path")
+    if not labels_path:
+        return zip(*run.view().exists(cf).values([cf, "tags"]))
+    clusters, tags = run.view().values([cf, f"{labels_path}.tags"])
+    if labels_path == run.patches_field:
+        return zip(clusters, tags)
+    return [
+        (c, t)
+        for cs, ts in zip(clusters, tags)
+        for c, t in zip(cs or [], ts or [])
+    ]
 
 
 class ClustersPanel(foo.Panel):

@@ -233,3 +233,13 @@ def test_fiftyone_model_object_embeds(two_groups):
 def test_unknown_zoo_model_is_a_clear_error(photos):
     with pytest.raises(ic.ParamError, match="could not load FiftyOne zoo model 'no-such-model-torch'"):
         get_embedder("fiftyone", model="no-such-model-torch").embed(photos)
+
+
+def test_model_presets_normalise_before_reducing(models, two_groups):
+    run = ic.compute_clusters(
+        two_groups, "preset", preset="dino",
+        embedder={"name": "dino", "model": models["dinov2"]},
+        reducer={"name": "pca", "n_components": 4}, method="kmeans",
+        n_clusters=2, map="none",
+    )
+    assert run.config["normalize"] is True and run.config["preset"] == "dino"

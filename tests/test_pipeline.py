@@ -239,7 +239,7 @@ def test_clustering_a_view_writes_only_its_samples(two_groups):
         ({"reducer": {"name": "pca", "n_components": 1.5}}, "variance fraction"),
         ({"reducer": {"name": "umap", "min_dist": -1}}, "'min_dist'"),
         ({"embedder": {"name": "pixels", "size": 1}}, "'size' must be an integer ≥ 2"),
-        ({"embedder": "dino"}, "unknown embedder 'dino'"),
+        ({"embedder": "vgg"}, "unknown embedder 'vgg'"),
         ({"preset": "best"}, "unknown preset"),
     ],
 )
