@@ -41,26 +41,6 @@ def _parse_reducer(text):
     return specs
 
 
-class _ProgressBar:
-    def __init__(self, stream=sys.stderr, width=30):
-        self.stream = stream
-        self.width = width
-        self.last = None
-
-    def __call__(self, fraction, message):
-        filled = int(round(fraction * self.width))
-        line = (
-            f"\r[{'#' * filled}{' ' * (self.width - filled)}] "
-            f"{fraction:4.0%} {message}"
-        )
-        if line != self.last:
-            self.stream.write(line.ljust(78))
-            self.stream.flush()
-            self.last = line
-        if fraction >= 1.0:
-            self.stream.write("\n")
-
-
 def _open_dataset(args):
     import fiftyone as fo
 
@@ -119,7 +99,7 @@ def _cmd_cluster(args):
         patches_field=args.patches_field,
         overwrite=args.overwrite,
         num_workers=args.num_workers,
-        progress=None if args.quiet else _ProgressBar(),
+        progress=not args.quiet,
         **_parse_assignments(args.param, "method parameters"),
     )
     _print_run(dataset, run, args.label_field)

@@ -148,7 +148,8 @@ def compute_clusters(
             old run stays intact until the new one is complete
         num_workers: image decoding threads
         batch_size: images per embedding batch
-        progress: an optional callable ``progress(fraction, message)``
+        progress: ``True`` for a progress bar on stderr, or a callable
+            ``progress(fraction, message)``
         **params: parameters of the clustering method
 
     Returns:
@@ -183,7 +184,11 @@ def compute_clusters(
     app.check_map(map)
     map_key = f"{run_key}_map" if map != "none" else None
     runs.validate_brain_key(dataset, run_key, map_key, overwrite)
-    report = _Reporter(progress)
+    if progress is True:
+        from .progress import ProgressBar
+
+        progress = ProgressBar()
+    report = _Reporter(progress or None)
 
     timings = {}
     t = time.time()

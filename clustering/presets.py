@@ -10,8 +10,7 @@ L2-normalised first: their direction carries the meaning, and normalised
 Euclidean distances rank like cosine similarities.
 """
 
-_MODEL_PIPELINE = {
-    "normalize": True,
+_PIPELINE = {
     "reducer": [
         {"name": "pca", "n_components": 50},
         {"name": "umap", "n_components": 10, "n_neighbors": 15,
@@ -27,14 +26,8 @@ PRESETS = {
     "pixels": {
         "embedder": {"name": "pixels", "size": 64},
         "normalize": False,
-        "reducer": [
-            {"name": "pca", "n_components": 50},
-            {"name": "umap", "n_components": 10, "n_neighbors": 15,
-             "min_dist": 0.0},
-        ],
-        "method": "hdbscan",
-        "params": {"min_cluster_size": 20, "min_samples": 10},
+        **_PIPELINE,
     },
-    "dino": {"embedder": {"name": "dino"}, **_MODEL_PIPELINE},
-    "clip": {"embedder": {"name": "clip"}, **_MODEL_PIPELINE},
+    "dino": {"embedder": {"name": "dino"}, "normalize": True, **_PIPELINE},
+    "clip": {"embedder": {"name": "clip"}, "normalize": True, **_PIPELINE},
 }

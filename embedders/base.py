@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .images import iter_decoded
 from .params import Unit
 
 
@@ -57,3 +58,36 @@ class Embedder(Unit):
             an :class:`Embedded`
         """
         raise NotImplementedError
+
+
+def embed_in_batches(paths, decode, run_batch, batch_size, num_workers=None,
+                     progress=None):
+    """The loop every embedder shares: ``decode(path)`` runs in worker
+    threads a few batches ahead, ``run_batch(list of decoded items)`` turns
+    each batch's decodable items into a ``(k, d)`` array, and failures keep
+    their reasons and their place.
+
+    Returns:
+        an :class:`Embedded`
+    """
+    n = len(paths)
+    vectors = None
+    failures = {}
+    done = 0
+    for start, items, failed in iter_decoded(
+        paths, decode, batch_size=batch_size, num_workers=num_workers
+    ):
+        failures.update({start + j: r for j, r in failed.items()})
+        ok = [j for j, item in enumerate(items) if item is not None]
+        if ok:
+            out = np.asarray(run_batch([items[j] for j in ok]), np.float32)
+            out = out.reshape(len(ok), -1)
+            if vectors is None:
+                vectors = np.zeros((n, out.shape[1]), dtype=np.float32)
+            vectors[[start + j for j in ok]] = out
+        done += len(items)
+        if progress is not None:
+            progress(done, n)
+    if vectors is None:
+        vectors = np.zeros((n, 0), dtype=np.float32)
+    return Embedded(vectors, failures)

@@ -7,8 +7,8 @@ import threading
 
 import numpy as np
 
-from .base import Embedded, Embedder
-from .images import iter_decoded, load_source
+from .base import Embedder, embed_in_batches
+from .images import load_source
 from .params import Param, ParamError
 
 _ZOO = {}
@@ -93,29 +93,8 @@ class FiftyOneModelEmbedder(Embedder):
 
     def embed(self, paths, num_workers=None, batch_size=None, progress=None):
         model = self._model()
-        n = len(paths)
-        vectors = None
-        failures = {}
-        done = 0
         decode = lambda path: np.asarray(load_source(path, "RGB"))
         with model:
-            for start, items, failed in iter_decoded(
-                paths, decode, batch_size=batch_size or 16,
-                num_workers=num_workers,
-            ):
-                failures.update({start + j: r for j, r in failed.items()})
-                ok = [j for j, item in enumerate(items) if item is not None]
-                if ok:
-                    out = np.asarray(
-                        model.embed_all([items[j] for j in ok]),
-                        dtype=np.float32,
-                    ).reshape(len(ok), -1)
-                    if vectors is None:
-                        vectors = np.zeros((n, out.shape[1]), np.float32)
-                    vectors[[start + j for j in ok]] = out
-                done += len(items)
-                if progress is not None:
-                    progress(done, n)
-        if vectors is None:
-            vectors = np.zeros((n, 0), dtype=np.float32)
-        return Embedded(vectors, failures)
+            return embed_in_batches(paths, decode, model.embed_all,
+                                    batch_size or 16, num_workers=num_workers,
+                                    progress=progress)

@@ -3,8 +3,8 @@
 import numpy as np
 from PIL import Image
 
-from .base import Embedded, Embedder
-from .images import iter_decoded, load_source
+from .base import Embedder, embed_in_batches
+from .images import load_source
 from .params import Param
 
 
@@ -53,19 +53,6 @@ class PixelEmbedder(Embedder):
         return np.asarray(im, dtype=np.float32).ravel() / 255.0
 
     def embed(self, paths, num_workers=None, batch_size=None, progress=None):
-        n = len(paths)
-        vectors = np.zeros((n, self.params["size"] ** 2), dtype=np.float32)
-        failures = {}
-        done = 0
-        for start, items, failed in iter_decoded(
-            paths, self._decode, batch_size=batch_size or 256,
-            num_workers=num_workers,
-        ):
-            for j, item in enumerate(items):
-                if item is not None:
-                    vectors[start + j] = item
-            failures.update({start + j: r for j, r in failed.items()})
-            done += len(items)
-            if progress is not None:
-                progress(done, n)
-        return Embedded(vectors, failures)
+        return embed_in_batches(paths, self._decode, np.stack,
+                                batch_size or 256, num_workers=num_workers,
+                                progress=progress)

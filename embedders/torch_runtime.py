@@ -10,8 +10,8 @@ import hashlib
 import numpy as np
 from PIL import Image
 
-from .base import Embedded
-from .images import iter_decoded, load_source
+from .base import embed_in_batches
+from .images import load_source
 from .params import Param, ParamError
 
 DEVICE_PARAM = Param(
@@ -175,29 +175,13 @@ def embed_with(forward, preprocess, paths, device, dtype, num_workers=None,
             load_source(path, "RGB", size=preprocess.decode_size)
         )
 
-    n = len(paths)
-    vectors = None
-    failures = {}
-    done = 0
+    def run_batch(items):
+        batch = torch.from_numpy(np.stack(items))
+        return forward(batch.to(device=device, dtype=dtype)).float().cpu()
+
     with torch.inference_mode():
-        for start, items, failed in iter_decoded(
-            paths, decode, batch_size=batch_size, num_workers=num_workers
-        ):
-            ok = [j for j, item in enumerate(items) if item is not None]
-            failures.update({start + j: r for j, r in failed.items()})
-            if ok:
-                batch = torch.from_numpy(np.stack([items[j] for j in ok]))
-                out = forward(batch.to(device=device, dtype=dtype))
-                out = out.float().cpu().numpy()
-                if vectors is None:
-                    vectors = np.zeros((n, out.shape[1]), dtype=np.float32)
-                vectors[[start + j for j in ok]] = out
-            done += len(items)
-            if progress is not None:
-                progress(done, n)
-    if vectors is None:
-        vectors = np.zeros((n, 0), dtype=np.float32)
-    return Embedded(vectors, failures)
+        return embed_in_batches(paths, decode, run_batch, batch_size,
+                                num_workers=num_workers, progress=progress)
 
 
 def weights_digest(module):

@@ -284,3 +284,12 @@ def test_default_preset_runs_on_pixels(tmp_path, make_dataset):
         groups.setdefault(i % 3, set()).add(clusters[str(p)])
     assert all(len(g) == 1 and -1 not in g for g in groups.values())
     assert len(set().union(*groups.values())) == 3
+
+
+def test_progress_true_draws_a_bar(two_groups, capsys):
+    ic.compute_clusters(
+        two_groups, "bar", embedder=PIXELS8, reducer="none", method="kmeans",
+        n_clusters=2, map="none", progress=True,
+    )
+    err = capsys.readouterr().err
+    assert "embedded 24 of 24" in err and "100% done" in err
