@@ -363,25 +363,30 @@ class ClusterRun:
         return out
 
     def clusters_view(self, cluster=None, include_noise=True):
-        """The run's samples grouped by cluster (dynamic groups), each group
-        ordered by distance to its centre; or, with ``cluster``, that one
-        cluster's samples in that order. For an object run, the same over
+        """The run's samples grouped by cluster (dynamic groups), largest
+        cluster first, each group ordered by distance to its centre; or,
+        with ``cluster``, that one cluster's samples in that order. For an object run, the same over
         the patches (one per object)."""
         from fiftyone import ViewField as F
 
-        cf, df = self.fields["cluster"], self.fields["dist"]
+        cf, df, sf = (
+            self.fields["cluster"], self.fields["dist"], self.fields["size"]
+        )
         view = self.view()
         if self.patches_field:
             pf = self.patches_field
             view = view.to_patches(pf)
-            cf = f"{pf}.{cf.rsplit('.', 1)[-1]}"
-            df = f"{pf}.{df.rsplit('.', 1)[-1]}"
+            cf, df, sf = (f"{pf}.{f.rsplit('.', 1)[-1]}" for f in (cf, df, sf))
         view = view.exists(cf)
         if cluster is not None:
             return view.match(F(cf) == int(cluster)).sort_by(df)
         if not include_noise:
             view = view.match(F(cf) >= 0)
-        return view.group_by(cf, order_by=df)
+        # Sorting after grouping orders the groups (largest first, noise by
+        # its count) and keeps each group's own order by distance.
+        return view.group_by(cf, order_by=df).sort_by(
+            [(sf, -1), (cf, 1)]
+        )
 
     def __repr__(self):
         m = self.metrics

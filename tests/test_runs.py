@@ -195,3 +195,19 @@ def test_representatives_are_nearest_the_centre(two_groups):
     for c, chosen in reps.items():
         view = run.clusters_view(cluster=c)
         assert [sid for sid, _ in chosen] == view.values("id")[:3]
+
+
+def test_groups_come_largest_first_each_ordered_by_distance(tmp_path, make_dataset):
+    from conftest import write_gray
+
+    # the smallest group's images are added first
+    paths = [write_gray(tmp_path / f"s{i}.png", 20, noise=5, seed=i) for i in range(3)]
+    paths += [write_gray(tmp_path / f"l{i}.png", 230, noise=30, seed=i) for i in range(9)]
+    dataset = make_dataset(paths)
+    ic.compute_clusters(dataset, "g", **KMEANS2)
+    view = ic.load_clusters_view(dataset, "g")
+    groups = list(view.iter_dynamic_groups())
+    assert [len(g) for g in groups] == [9, 3]
+    for group in groups:
+        dists = group.values("g_dist")
+        assert dists == sorted(dists)
