@@ -193,9 +193,15 @@ def compute_clusters(
     timings = {}
     t = time.time()
     report(0.0, "embedding")
-    embed_progress = lambda done, total: report(
-        0.7 * done / max(total, 1), f"embedded {done} of {total}"
-    )
+    last_percent = [-1]
+
+    def embed_progress(done, total):
+        # At most one update per percent: a delegated run stores each one.
+        percent = 100 * done // max(total, 1)
+        if percent != last_percent[0] or done == total:
+            last_percent[0] = percent
+            report(0.7 * done / max(total, 1), f"embedded {done} of {total}")
+
     if patches_field:
         emb = get_patch_embeddings(
             samples,
