@@ -76,13 +76,15 @@ def _open_dataset(args):
 
 def _cmd_cluster(args):
     from . import pipeline, runs
+    from .presets import DEFAULT_PRESET, PRESETS
 
     dataset = _open_dataset(args)
     key = args.run_key or runs.free_run_key(dataset)
     embedder = None
     if args.embedder or args.embedder_param:
+        preset = PRESETS.get(args.preset or DEFAULT_PRESET, {})
         embedder = {
-            "name": args.embedder or "pixels",
+            "name": args.embedder or preset.get("embedder", {}).get("name"),
             **_parse_assignments(args.embedder_param, "embedder parameters"),
         }
     print(f"Clustering into run '{key}'...")

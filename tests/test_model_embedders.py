@@ -243,3 +243,34 @@ def test_model_presets_normalise_before_reducing(models, two_groups):
         n_clusters=2, map="none",
     )
     assert run.config["normalize"] is True and run.config["preset"] == "dino"
+
+
+def test_command_line_preset_with_a_local_model(models, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import fiftyone as fo
+
+    folder = tmp_path / "imgs"
+    for label, value in (("dark", 30), ("bright", 225)):
+        (folder / label).mkdir(parents=True)
+        for i in range(10):
+            write_gray(folder / label / f"{i}.png", value, noise=10, seed=i)
+    cli = os.path.join(os.path.dirname(sys.executable), "image-clustering")
+    name = "cli-dino-test"
+    try:
+        out = subprocess.run(
+            [cli, "cluster", str(folder), "--dataset", name, "--preset",
+             "dino", "--embedder-param", f"model={models['dinov2']}",
+             "--reducer", "pca:n_components=4", "--method", "kmeans",
+             "--param", "n_clusters=2", "--quiet"],
+            capture_output=True, text=True, timeout=300, env=dict(os.environ),
+        )
+        assert out.returncode == 0, out.stderr
+        assert "kmeans on dino(model=" in out.stdout
+        assert "-> l2 -> pca" in out.stdout
+        assert "ARI vs ground_truth 1.0000" in out.stdout
+    finally:
+        if fo.dataset_exists(name):
+            fo.delete_dataset(name)
