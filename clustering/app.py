@@ -51,18 +51,28 @@ def register_map(samples, brain_key, ids, points, patches_field=None):
     ``patches_field``) as a brain visualization run so that the App's
     Embeddings panel lists it."""
     import fiftyone.brain as fob
-    from bson import ObjectId
-    from fiftyone import ViewField as F
 
     points = dict(zip(ids, np.asarray(points)))
+    # Name the few items without a point (skipped images) rather than the
+    # many with one, to keep the stored view small.
     if patches_field:
-        view = samples.select_labels(ids=list(ids), fields=patches_field)
+        from .embeddings import label_list_path
+
+        path = label_list_path(samples, patches_field)
+        all_ids = samples.values(f"{path}.id", unwind=True)
+        missing = [i for i in all_ids if i is not None and i not in points]
+        view = (
+            samples.exclude_labels(ids=missing, fields=patches_field)
+            if missing
+            else samples
+        )
         fob.compute_visualization(
             view, patches_field=patches_field, points=points,
             brain_key=brain_key,
         )
         return
-    view = samples.match(F("_id").is_in([ObjectId(i) for i in ids]))
+    missing = [i for i in samples.values("id") if i not in points]
+    view = samples.exclude(missing) if missing else samples
     fob.compute_visualization(view, points=points, brain_key=brain_key)
 
 

@@ -170,15 +170,16 @@ def _labels_by_member(dataset, run, label_field):
                 for c, t in zip(cs or [], ts or [])
             ]
             clusters, truth = [c for c, _ in pairs], [t for _, t in pairs]
-        pairs = [(c, t) for c, t in zip(clusters, truth) if c is not None]
+        pairs = zip(clusters, truth)
     else:
         if not label_field or dataset.get_field(label_field) is None:
             return None
         pairs = zip(*run.view().exists(cf).values(
             [cf, f"{label_field}.label"]
         ))
-    pairs = list(pairs)
-    if not pairs or all(t is None for _, t in pairs):
+    # Unlabelled members are left out of the scores, not counted as a class.
+    pairs = [(c, t) for c, t in pairs if c is not None and t is not None]
+    if not pairs:
         return None
     return [c for c, _ in pairs], [t for _, t in pairs]
 
@@ -205,18 +206,24 @@ def _cluster_table(run, labels=None):
         by_cluster = {}
         for c, t in zip(*labels):
             by_cluster.setdefault(c, Counter())[t] += 1
+    def purity(cluster):
+        # Among the members that have a label; unlabelled ones do not count.
+        counts = by_cluster.get(cluster)
+        if not counts:
+            return ("-", "-")
+        top, n = counts.most_common(1)[0]
+        return (str(top), f"{n / sum(counts.values()):.1%}")
+
     for c in run.clusters:
         row = (str(c["id"]), str(c["size"]), f"{c['mean_dist']:.3f}")
         if labels is not None:
-            top, n = by_cluster[c["id"]].most_common(1)[0]
-            row += (str(top), f"{n / c['size']:.1%}")
+            row += purity(c["id"])
         rows.append(row)
     noise = run.metrics["n_noise"]
     if noise:
         row = ("noise", str(noise), "-")
         if labels is not None:
-            top, n = by_cluster[-1].most_common(1)[0]
-            row += (str(top), f"{n / noise:.1%}")
+            row += purity(-1)
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join(

@@ -34,11 +34,16 @@ class Fit:
 
 
 class Clusterer(Unit):
+    # The parameter that cannot exceed the number of samples, if any.
+    count_param = "n_clusters"
+
     def fit(self, X, seed):
         raise NotImplementedError
 
-    def _needs_k(self, n, key="n_clusters"):
-        k = self.params.get(key)
+    def check_count(self, n):
+        """Raises if the method's parameters need more than ``n`` samples."""
+        key = self.count_param
+        k = self.params.get(key) if key else None
         if k is not None and k > n:
             raise ParamError(
                 f"{self.name}: '{key}' ({k}) is larger than the number of "
@@ -77,7 +82,6 @@ class KMeansClusterer(Clusterer):
     def fit(self, X, seed):
         from sklearn.cluster import KMeans
 
-        self._needs_k(len(X))
         model = KMeans(random_state=seed, **self.params).fit(X)
         return Fit(model.labels_, stats={"inertia": float(model.inertia_)})
 
@@ -96,7 +100,6 @@ class MiniBatchKMeansClusterer(Clusterer):
     def fit(self, X, seed):
         from sklearn.cluster import MiniBatchKMeans
 
-        self._needs_k(len(X))
         model = MiniBatchKMeans(random_state=seed, **self.params).fit(X)
         return Fit(model.labels_, stats={"inertia": float(model.inertia_)})
 
@@ -149,7 +152,6 @@ class AgglomerativeClusterer(Clusterer):
     def fit(self, X, seed):
         from sklearn.cluster import AgglomerativeClustering
 
-        self._needs_k(len(X))
         model = AgglomerativeClustering(**self.params).fit(X)
         return Fit(model.labels_)
 
@@ -174,7 +176,6 @@ class BirchClusterer(Clusterer):
     def fit(self, X, seed):
         from sklearn.cluster import Birch
 
-        self._needs_k(len(X))
         model = Birch(**self.params).fit(X)
         return Fit(model.labels_)
 
@@ -183,6 +184,7 @@ class DBSCANClusterer(Clusterer):
     name = "dbscan"
     label = "DBSCAN"
     description = "Dense regions within eps of each other; the rest is noise"
+    count_param = None
     PARAMS = (
         Param(
             "eps",
@@ -218,6 +220,7 @@ class HDBSCANClusterer(Clusterer):
         "Density clusters of any shape and size, with noise, membership "
         "probabilities and outlier scores"
     )
+    count_param = "min_cluster_size"
     PARAMS = (
         Param(
             "min_cluster_size",
@@ -266,12 +269,6 @@ class HDBSCANClusterer(Clusterer):
     def fit(self, X, seed):
         import hdbscan
 
-        if len(X) < self.params["min_cluster_size"]:
-            raise ParamError(
-                f"hdbscan: 'min_cluster_size' "
-                f"({self.params['min_cluster_size']}) is larger than the "
-                f"number of samples ({len(X)})"
-            )
         model = hdbscan.HDBSCAN(**self.params).fit(X)
         outlier = np.nan_to_num(model.outlier_scores_, nan=0.0)
         return Fit(model.labels_, prob=model.probabilities_, outlier=outlier)
@@ -281,6 +278,7 @@ class OPTICSClusterer(Clusterer):
     name = "optics"
     label = "OPTICS"
     description = "Density ordering; finds clusters of varying density"
+    count_param = "min_samples"
     PARAMS = (
         Param(
             "min_samples", "int", 5, "Neighbours that make a core point", min=2
@@ -312,11 +310,6 @@ class OPTICSClusterer(Clusterer):
     def fit(self, X, seed):
         from sklearn.cluster import OPTICS
 
-        if len(X) < self.params["min_samples"]:
-            raise ParamError(
-                f"optics: 'min_samples' ({self.params['min_samples']}) is "
-                f"larger than the number of samples ({len(X)})"
-            )
         model = OPTICS(**self.params).fit(X)
         return Fit(model.labels_)
 
@@ -325,6 +318,7 @@ class GaussianMixtureClusterer(Clusterer):
     name = "gmm"
     label = "Gaussian mixture"
     description = "Soft clusters with a probability for each sample"
+    count_param = "n_components"
     PARAMS = (
         Param("n_components", "int", 8, "Number of clusters", min=1),
         Param(
@@ -341,7 +335,6 @@ class GaussianMixtureClusterer(Clusterer):
     def fit(self, X, seed):
         from sklearn.mixture import GaussianMixture
 
-        self._needs_k(len(X), "n_components")
         model = GaussianMixture(random_state=seed, **self.params).fit(X)
         proba = model.predict_proba(X)
         return Fit(

@@ -34,9 +34,14 @@ def compute_metrics(X, labels, seed=None, stats=None):
     Xc, lc = X[member], labels[member]
     if 2 <= k < len(lc):
         sample = min(SILHOUETTE_SAMPLE, len(lc))
-        metrics["silhouette"] = float(
-            silhouette_score(Xc, lc, sample_size=sample, random_state=seed)
-        )
+        try:
+            metrics["silhouette"] = float(
+                silhouette_score(Xc, lc, sample_size=sample, random_state=seed)
+            )
+        except ValueError:
+            # The random sample held a single cluster (one huge cluster
+            # beside tiny ones): silhouette is undefined for it.
+            pass
         metrics["davies_bouldin"] = float(davies_bouldin_score(Xc, lc))
         metrics["calinski_harabasz"] = float(calinski_harabasz_score(Xc, lc))
     metrics.update(stats or {})

@@ -182,6 +182,10 @@ def compute_clusters(
         dataset, run_key, runs.field_names(prefix, suffixes), overwrite
     )
     app.check_map(map)
+    # Skipped images can only lower this count; checked again before fitting.
+    p.clusterer.check_count(
+        samples.count(f"{labels_path}.id") if labels_path else len(samples)
+    )
     map_key = f"{run_key}_map" if map != "none" else None
     runs.validate_brain_key(dataset, run_key, map_key, overwrite)
     if progress is True:
@@ -248,6 +252,7 @@ def compute_clusters(
 
     t = time.time()
     report(0.8, f"clustering with {p.clusterer.label}")
+    p.clusterer.check_count(len(X))
     fit = p.clusterer.fit(X, p.seed)
     timings["cluster"] = time.time() - t
 

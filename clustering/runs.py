@@ -4,11 +4,11 @@ The config and results are plain JSON on FiftyOne's own ``RunConfig`` and
 ``RunResults`` classes, so any FiftyOne process can list, read and delete
 them without this package installed.
 
-Writing a run is atomic: per-sample values go to temporary fields first;
-only when every value is written is the previous run of the same key (if
-any) removed, the temporary fields renamed to their final names and the run
-registered. A failure before that point removes the temporary fields and
-leaves the dataset as it was.
+Writing a run is atomic: per-sample values, the run and its map are first
+stored under temporary names; only when all of them are written is the
+previous run of the same key (if any) removed and the new one renamed into
+its place. A failure before that point removes what was staged and leaves
+the dataset as it was.
 """
 
 import uuid
@@ -130,17 +130,29 @@ def write_run(
     import fiftyone as fo
 
     dataset = samples._dataset
+    if dataset.has_run(key) and not overwrite:
+        raise ValueError(f"run '{key}' exists and overwrite is False")
     names = config["fields"]
     # Object runs write attributes of each label: "<labels path>.<name>".
     labels_path = (config.get("patches") or {}).get("path")
     tmp = _TMP_PREFIX + uuid.uuid4().hex[:10]
-    if labels_path:
-        tmp = f"{labels_path}.{tmp}"
+    brain_key = (config.get("map") or {}).get("brain_key")
+    tmp_brain_key = f"{tmp}_map"
+    field_tmp = f"{labels_path}.{tmp}" if labels_path else tmp
     written = {}
+
+    def discard(run_key, map_key):
+        _delete_fields(dataset, written.values())
+        if dataset.has_run(run_key):
+            dataset.delete_run(run_key)
+        if map_key and dataset.has_brain_run(map_key):
+            dataset.delete_brain_run(map_key)
+
+    # Stage everything under temporary names, beside the old run.
     try:
         for suffix, values in columns.items():
             ftype, template = FIELD_KINDS[suffix]
-            name = f"{tmp}_{suffix}"
+            name = f"{field_tmp}_{suffix}"
             dataset.add_sample_field(
                 name,
                 getattr(fo, ftype),
@@ -152,36 +164,35 @@ def write_run(
                 dataset.set_label_values(name, values)
             else:
                 dataset.set_values(name, values, key_field="id")
+        samples.register_run(tmp, dataset.init_run(**config))
+        dataset.save_run_results(tmp, samples.init_run_results(tmp, **results))
+        if map_points is not None:
+            app.register_map(
+                samples, tmp_brain_key, *map_points,
+                patches_field=(config.get("patches") or {}).get("field"),
+            )
     except BaseException:
-        _delete_fields(dataset, written.values())
+        discard(tmp, tmp_brain_key)
         raise
 
+    # Swap: only renames are left, so the old run is replaced last.
+    renamed = False
     try:
         if dataset.has_run(key):
             delete_run(dataset, key)
-        dataset.rename_sample_fields(
-            {written[s]: names[s] for s in written}
-        )
+        dataset.rename_sample_fields({written[s]: names[s] for s in written})
         # Renamed field objects keep their old path until the schema is read
         # again, and saving one then fails.
         dataset.reload()
         written = {s: names[s] for s in written}
-        run_config = dataset.init_run(**config)
-        samples.register_run(key, run_config)
-        run_results = samples.init_run_results(key, **results)
-        dataset.save_run_results(key, run_results)
+        dataset.rename_run(tmp, key)
+        renamed = True
         if map_points is not None:
-            app.register_map(
-                samples, config["map"]["brain_key"], *map_points,
-                patches_field=(config.get("patches") or {}).get("field"),
-            )
+            dataset.rename_brain_run(tmp_brain_key, brain_key)
     except BaseException:
-        _delete_fields(dataset, written.values())
-        if dataset.has_run(key):
-            dataset.delete_run(key)
-        brain_key = (config.get("map") or {}).get("brain_key")
-        if brain_key and dataset.has_brain_run(brain_key):
-            dataset.delete_brain_run(brain_key)
+        discard(tmp, tmp_brain_key)
+        if renamed:
+            discard(key, brain_key)
         raise
     if not labels_path:
         app.show_run(dataset, key, names, len(results["clusters"]))

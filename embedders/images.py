@@ -15,9 +15,6 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-# Pillow's own limit: above it an image is treated as a decompression bomb.
-MAX_PIXELS = Image.MAX_IMAGE_PIXELS
-
 
 class ImageDecodeError(Exception):
     """A file that cannot be used as an image; the message says why."""
@@ -62,7 +59,8 @@ class _DecodedImages:
         if owner:
             try:
                 future.set_result(load_image(path, mode))
-            except ImageDecodeError as e:
+            except BaseException as e:
+                # Threads waiting on this image must not wait forever.
                 future.set_exception(e)
         return future.result()
 
@@ -111,11 +109,14 @@ def load_image(path, mode="RGB", size=None):
     Raises:
         ImageDecodeError: with the reason the file cannot be used
     """
+    # Pillow's own limit, read per call so that a caller who raises it (or
+    # sets it to None for trusted data) is obeyed.
+    max_pixels = Image.MAX_IMAGE_PIXELS
     try:
         if os.path.getsize(path) == 0:
             raise ImageDecodeError("empty file")
         with Image.open(path) as im:
-            if im.width * im.height > MAX_PIXELS:
+            if max_pixels is not None and im.width * im.height > max_pixels:
                 raise Image.DecompressionBombError(path)
             if size is not None and im.format == "JPEG":
                 im.draft(mode, tuple(size))
@@ -134,11 +135,17 @@ def load_image(path, mode="RGB", size=None):
         raise ImageDecodeError("not a recognised image format") from None
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise ImageDecodeError(
-            f"image too large (over {MAX_PIXELS:,} pixels; raise "
+            f"image too large (over {max_pixels:,} pixels; raise "
             "PIL.Image.MAX_IMAGE_PIXELS if it is trusted)"
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageDecodeError(f"corrupt or truncated image: {e}") from None
+    except Exception as e:
+        # Pillow's plugins raise a variety of errors on malformed files;
+        # one bad file must be skipped, not end the run.
+        raise ImageDecodeError(
+            f"cannot decode image ({type(e).__name__}: {e})"
+        ) from None
 
 
 def _to_mode(im, mode):
@@ -195,10 +202,18 @@ def iter_decoded(paths, decode, batch_size=64, num_workers=None, prefetch=2):
         the decoded items in order (``None`` where decoding failed), and a
         dict of batch-local index -> reason
     """
-    n = len(paths)
     workers = num_workers or default_num_workers()
     # A file may have changed since an earlier call decoded it.
     _decoded.clear()
+    try:
+        yield from _decode_batches(paths, decode, batch_size, workers, prefetch)
+    finally:
+        # Do not keep full-size images alive after the run.
+        _decoded.clear()
+
+
+def _decode_batches(paths, decode, batch_size, workers, prefetch):
+    n = len(paths)
     starts = iter(range(0, n, batch_size))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending = deque()

@@ -13,6 +13,25 @@ from .torch_runtime import (
 )
 
 
+def _module_on(module, device, dtype):
+    """``module`` in eval mode on ``device`` in ``dtype``: the user's own
+    object when it already is, otherwise a copy, so that the caller's module
+    (and its weights digest) is never changed behind their back."""
+    import copy
+
+    import torch
+
+    kind = torch.device(device).type
+    tensors = list(module.parameters()) + list(module.buffers())
+    in_place = not module.training and all(
+        t.device.type == kind and (not t.is_floating_point() or t.dtype == dtype)
+        for t in tensors
+    )
+    if in_place:
+        return module
+    return copy.deepcopy(module).to(device=device, dtype=dtype).eval()
+
+
 class TorchModuleEmbedder(Embedder):
     """Embeds with a user-supplied ``torch.nn.Module`` whose output (or first
     output) is flattened to one vector per image. Images are resized so the
@@ -72,10 +91,10 @@ class TorchModuleEmbedder(Embedder):
     def embed(self, paths, num_workers=None, batch_size=None, progress=None):
         device = resolve_device(self.params["device"])
         dtype = resolve_dtype(self.params["precision"], device)
-        if self._placed != (device, dtype):
-            self.params["module"].to(device=device, dtype=dtype).eval()
-            self._placed = (device, dtype)
-        module = self.params["module"]
+        if self._placed is None or self._placed[0] != (device, dtype):
+            placed = _module_on(self.params["module"], device, dtype)
+            self._placed = ((device, dtype), placed)
+        module = self._placed[1]
 
         def forward(batch):
             out = module(batch)

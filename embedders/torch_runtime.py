@@ -187,8 +187,14 @@ def embed_with(forward, preprocess, paths, device, dtype, num_workers=None,
 def weights_digest(module):
     """A short hash of a torch module's parameters and buffers: the same
     weights give the same digest in any process."""
+    import torch
+
     digest = hashlib.sha1()
     for name, tensor in sorted(module.state_dict().items()):
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        tensor = tensor.detach().cpu().contiguous()
+        if tensor.dtype == torch.bfloat16:
+            # numpy has no bfloat16; hash the same bits as 16-bit integers.
+            tensor = tensor.view(torch.int16)
+        digest.update(tensor.numpy().tobytes())
     return digest.hexdigest()[:16]

@@ -37,6 +37,8 @@ def test_cluster_a_folder_prints_clusters_with_purity(tmp_path, named_dataset):
         for i in range(6):
             write_gray(folder / label / f"{i}.png", value, noise=10, seed=i)
     (folder / "dark" / "broken.png").write_bytes(b"not a png")
+    # an image outside the class folders has no label; scores leave it out
+    write_gray(folder / "loose.png", 225, noise=10, seed=9)
     named_dataset("cli-folder-test")
     out = _cli(
         "cluster", str(folder), "--dataset", "cli-folder-test",
@@ -45,9 +47,9 @@ def test_cluster_a_folder_prints_clusters_with_purity(tmp_path, named_dataset):
     )
     assert out.returncode == 0, out.stderr
     text = out.stdout
-    assert "Created dataset 'cli-folder-test' with 13 images" in text
+    assert "Created dataset 'cli-folder-test' with 14 images" in text
     assert "top class" in text and "purity" in text
-    rows = re.findall(r"^\s+(\d+)\s+6\s+[\d.]+\s+(dark|bright)\s+100\.0%$",
+    rows = re.findall(r"^\s+(\d+)\s+[67]\s+[\d.]+\s+(dark|bright)\s+100\.0%$",
                       text, flags=re.M)
     assert sorted(rows) == [("0", "bright"), ("1", "dark")] or sorted(
         rows) == [("0", "dark"), ("1", "bright")], text

@@ -111,6 +111,42 @@ def test_bad_files_are_rejected_with_reasons(tmp_path):
             load_image(str(path))
 
 
+def test_pixel_limit_is_read_when_loading(tmp_path, monkeypatch):
+    path = str(write_gray(tmp_path / "big.png", 90, size=100))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(ImageDecodeError, match="over 1,000 pixels"):
+        load_image(path)
+    # None is Pillow's way to trust every image
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
+    assert load_image(path).size == (100, 100)
+
+
+def test_unexpected_error_reaches_every_crop_of_the_image(tmp_path, monkeypatch):
+    import threading
+
+    from image_clustering.embedders import images
+
+    path = str(write_gray(tmp_path / "one.png", 90, size=32))
+    crops = [images.Crop(path, (0.1 * i, 0.1, 0.2, 0.2)) for i in range(6)]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("decoder crashed")
+
+    monkeypatch.setattr(images, "load_image", broken)
+    outcome = []
+
+    def consume():
+        try:
+            list(iter_decoded(crops, images.load_crop, num_workers=4))
+        except RuntimeError as e:
+            outcome.append(str(e))
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+    assert outcome == ["decoder crashed"], "waiting crops must not hang"
+
+
 def test_embedder_reports_failures_and_keeps_rows_aligned(tmp_path):
     bad = _bad_files(tmp_path)
     goods = [write_gray(tmp_path / f"ok{i}.png", 20 * i + 10) for i in range(4)]

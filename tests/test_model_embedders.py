@@ -189,6 +189,18 @@ def test_torch_module_embedder(two_groups):
         get_embedder("torch", module="resnet")
 
 
+def test_torch_module_of_the_caller_is_left_as_it_was(two_groups):
+    from image_clustering.embedders.torch_runtime import weights_digest
+
+    module = _MeanColour().to(torch.bfloat16)  # and in training mode
+    digest = weights_digest(module)
+    embedder = get_embedder("torch", module=module, size=16)
+    out = embedder.embed(two_groups.values("filepath"))
+    assert out.vectors.shape == (len(two_groups), 3) and not out.failures
+    assert module.training and module.scale.dtype == torch.bfloat16
+    assert weights_digest(module) == digest
+
+
 class _FiftyOneModel:
     """Built lazily so fiftyone's model classes load only in this test."""
 

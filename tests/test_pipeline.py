@@ -71,6 +71,17 @@ def test_two_groups_split_exactly_and_fields_match_numpy(two_groups):
     assert m["davies_bouldin"] > 0 and m["calinski_harabasz"] > 0
 
 
+def test_silhouette_of_a_sample_with_one_cluster_is_left_empty(monkeypatch):
+    from image_clustering.clustering import metrics
+
+    X = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]])
+    labels = np.array([0, 0, 1, 1])
+    # a sample of one point holds one cluster, for which silhouette is undefined
+    monkeypatch.setattr(metrics, "SILHOUETTE_SAMPLE", 1)
+    m = metrics.compute_metrics(X, labels, seed=0)
+    assert m["silhouette"] is None and m["davies_bouldin"] is not None
+
+
 def test_clusters_are_numbered_by_size(tmp_path, make_dataset):
     paths = [write_gray(tmp_path / f"a{i}.png", 20, noise=5, seed=i) for i in range(3)]
     paths += [write_gray(tmp_path / f"b{i}.png", 230, noise=5, seed=i) for i in range(7)]

@@ -108,8 +108,8 @@ def test_failed_run_leaves_nothing_behind(two_groups):
             method="kmeans", n_clusters=50,
         )
     assert not two_groups.has_run("big")
-    # only the embeddings cache, which is complete and fingerprinted
-    assert _fields(two_groups) - before == {"pixels8_embedding"}
+    # refused before embedding: not even the embeddings cache is written
+    assert _fields(two_groups) == before
 
 
 def test_failure_while_writing_rolls_back(two_groups, monkeypatch):
@@ -211,3 +211,24 @@ def test_groups_come_largest_first_each_ordered_by_distance(tmp_path, make_datas
     for group in groups:
         dists = group.values("g_dist")
         assert dists == sorted(dists)
+
+
+def test_overwrite_failing_at_the_map_keeps_the_old_run(two_groups, monkeypatch):
+    from image_clustering.clustering import app
+
+    ic.compute_clusters(two_groups, "m", map="pca", **KMEANS2)
+    old = dict(zip(*two_groups.values(["id", "m_cluster"])))
+    fields = _fields(two_groups)
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("map failed")
+
+    monkeypatch.setattr(app, "register_map", failing)
+    with pytest.raises(RuntimeError, match="map failed"):
+        ic.compute_clusters(two_groups, "m", overwrite=True, map="pca", **KMEANS2)
+    monkeypatch.undo()
+
+    assert dict(zip(*two_groups.values(["id", "m_cluster"]))) == old
+    assert _fields(two_groups) == fields
+    assert two_groups.list_runs() == ["m"]
+    assert two_groups.list_brain_runs() == ["m_map"]
