@@ -46,24 +46,22 @@ def map_points(X, map_method, seed):
     return umap.fit_transform(X, seed)[0]
 
 
-def register_map(samples, brain_key, ids, points, patches_field=None):
+def register_map(samples, brain_key, ids, points, skipped=(),
+                 patches_field=None):
     """Stores ``points`` (one row per id in ``ids``: samples, or objects of
     ``patches_field``) as a brain visualization run so that the App's
-    Embeddings panel lists it."""
+    Embeddings panel lists it. ``skipped`` are the ids in ``samples`` that
+    have no point."""
     import fiftyone.brain as fob
 
     points = dict(zip(ids, np.asarray(points)))
-    # Name the few items without a point (skipped images) rather than the
-    # many with one, to keep the stored view small.
+    # Name the few items without a point rather than the many with one, to
+    # keep the stored view small.
+    skipped = list(skipped)
     if patches_field:
-        from .embeddings import label_list_path
-
-        path = label_list_path(samples, patches_field)
-        all_ids = samples.values(f"{path}.id", unwind=True)
-        missing = [i for i in all_ids if i is not None and i not in points]
         view = (
-            samples.exclude_labels(ids=missing, fields=patches_field)
-            if missing
+            samples.exclude_labels(ids=skipped, fields=patches_field)
+            if skipped
             else samples
         )
         fob.compute_visualization(
@@ -71,8 +69,7 @@ def register_map(samples, brain_key, ids, points, patches_field=None):
             brain_key=brain_key,
         )
         return
-    missing = [i for i in samples.values("id") if i not in points]
-    view = samples.exclude(missing) if missing else samples
+    view = samples.exclude(skipped) if skipped else samples
     fob.compute_visualization(view, points=points, brain_key=brain_key)
 
 

@@ -206,6 +206,7 @@ def _cluster_table(run, labels=None):
         by_cluster = {}
         for c, t in zip(*labels):
             by_cluster.setdefault(c, Counter())[t] += 1
+
     def purity(cluster):
         # Among the members that have a label; unlabelled ones do not count.
         counts = by_cluster.get(cluster)

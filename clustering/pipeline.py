@@ -345,8 +345,7 @@ def compute_clusters(
         config,
         results,
         values,
-        overwrite,
-        map_points=(emb.ids, points) if map_key else None,
+        map_points=(emb.ids, points, list(emb.skipped)) if map_key else None,
     )
     report(1.0, "done")
     return runs.load_run(samples, run_key)

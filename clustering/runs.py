@@ -110,10 +110,9 @@ def _map_key(dataset, key):
     return (getattr(config, "map", None) or {}).get("brain_key")
 
 
-def write_run(
-    samples, key, config, results, columns, overwrite=False, map_points=None
-):
-    """Stores a finished run.
+def write_run(samples, key, config, results, columns, map_points=None):
+    """Stores a finished run, replacing a run of the same key (the caller
+    has checked that it may be replaced).
 
     Args:
         samples: the collection the run was computed on
@@ -121,17 +120,14 @@ def write_run(
         config: plain-JSON config (``fields`` maps suffix -> field name)
         results: plain-JSON results
         columns: dict of field suffix -> dict of sample id -> value
-        overwrite: whether an existing run of this key is replaced
-        map_points: optional ``(sample ids, 2-D points)`` stored as the brain
-            visualization run ``config["map"]["brain_key"]``
+        map_points: optional ``(ids, 2-D points, skipped ids)`` stored as the
+            brain visualization run ``config["map"]["brain_key"]``
     """
     from . import app
 
     import fiftyone as fo
 
     dataset = samples._dataset
-    if dataset.has_run(key) and not overwrite:
-        raise ValueError(f"run '{key}' exists and overwrite is False")
     names = config["fields"]
     # Object runs write attributes of each label: "<labels path>.<name>".
     labels_path = (config.get("patches") or {}).get("path")
