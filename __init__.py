@@ -8,16 +8,18 @@ run needs them.
 
 from .clustering.pipeline import compute_clusters
 from .clustering.presets import PRESETS
+from .clustering.results import ClusterRun
 from .clustering.runs import (
-    ClusterRun,
+    RunNotFound,
     delete_run,
     get_run_info,
     list_runs,
     load_run,
     rename_run,
+    repair,
 )
 from .embedders import EMBEDDERS, get_embedder
-from .embedders.params import ParamError
+from .units import ParamError
 
 
 def load_clusters_view(samples, run_key, cluster=None, include_noise=True):

@@ -9,7 +9,7 @@ members, so the fields mean the same thing whatever the method.
 
 import numpy as np
 
-from ..embedders.params import Param, ParamError, Unit, build_unit
+from ..units import Param, ParamError, Unit, build_unit
 
 _METRICS = ("euclidean", "manhattan", "cosine")
 
@@ -34,21 +34,21 @@ class Fit:
 
 
 class Clusterer(Unit):
-    # The parameter that cannot exceed the number of samples, if any.
-    count_param = "n_clusters"
+    # The parameters that cannot exceed the number of samples.
+    count_params = ("n_clusters",)
 
     def fit(self, X, seed):
         raise NotImplementedError
 
     def check_count(self, n):
         """Raises if the method's parameters need more than ``n`` samples."""
-        key = self.count_param
-        k = self.params.get(key) if key else None
-        if k is not None and k > n:
-            raise ParamError(
-                f"{self.name}: '{key}' ({k}) is larger than the number of "
-                f"samples ({n})"
-            )
+        for key in self.count_params:
+            k = self.params.get(key)
+            if isinstance(k, int) and k > n:
+                raise ParamError(
+                    f"{self.name}: '{key}' ({k}) is larger than the number "
+                    f"of samples ({n})"
+                )
 
 
 def _n_clusters(default=8, nullable=False):
@@ -184,7 +184,7 @@ class DBSCANClusterer(Clusterer):
     name = "dbscan"
     label = "DBSCAN"
     description = "Dense regions within eps of each other; the rest is noise"
-    count_param = None
+    count_params = ("min_samples",)
     PARAMS = (
         Param(
             "eps",
@@ -220,7 +220,7 @@ class HDBSCANClusterer(Clusterer):
         "Density clusters of any shape and size, with noise, membership "
         "probabilities and outlier scores"
     )
-    count_param = "min_cluster_size"
+    count_params = ("min_cluster_size", "min_samples")
     PARAMS = (
         Param(
             "min_cluster_size",
@@ -278,7 +278,7 @@ class OPTICSClusterer(Clusterer):
     name = "optics"
     label = "OPTICS"
     description = "Density ordering; finds clusters of varying density"
-    count_param = "min_samples"
+    count_params = ("min_samples", "min_cluster_size")
     PARAMS = (
         Param(
             "min_samples", "int", 5, "Neighbours that make a core point", min=2
@@ -318,7 +318,7 @@ class GaussianMixtureClusterer(Clusterer):
     name = "gmm"
     label = "Gaussian mixture"
     description = "Soft clusters with a probability for each sample"
-    count_param = "n_components"
+    count_params = ("n_components",)
     PARAMS = (
         Param("n_components", "int", 8, "Number of clusters", min=1),
         Param(

@@ -1,19 +1,22 @@
 """The one clustering pipeline every entry point calls.
 
-    samples -> embed -> (normalise) -> reduce -> cluster -> measure -> store
+    samples -> embed -> (normalise) -> reduce -> cluster -> measure -> map
+            -> record -> store
 
-Everything is validated before any work starts, computed in memory, and
-written in one atomic step at the end (see :mod:`.runs`).
+:func:`compute_clusters` is a short list of named stages. Everything is
+validated before any work starts (:func:`make_plan`), computed in memory,
+and stored in one journalled transaction at the end (:mod:`.store`).
 """
 
 import logging
 import time
+from contextlib import contextmanager
 
 import numpy as np
 
 from ..embedders import get_embedder
-from ..embedders.params import ParamError
-from . import app, runs
+from ..units import Param, ParamError
+from . import record, runs
 from .clusterers import get_clusterer
 from .embeddings import (
     check_embeddings_field,
@@ -22,77 +25,104 @@ from .embeddings import (
     label_list_path,
 )
 from .geometry import measure, relabel_by_size
+from .maps import check_map, map_points
 from .metrics import compute_metrics
 from .presets import DEFAULT_PRESET, PRESETS
 from .reducers import get_reducers, l2_normalize
+from .store import Column
 
 logger = logging.getLogger(__name__)
 
 # How many skipped samples are listed one by one in the stored results.
 MAX_SKIPPED_LISTED = 1000
 
+SEED = Param("seed", "int", 51, "Random seed for every step that has one",
+             min=0, max=2**32 - 1)
+NUM_WORKERS = Param("num_workers", "int", None,
+                    "Image decoding workers (default: one per core, at most "
+                    "8)", min=1)
+BATCH_SIZE = Param("batch_size", "int", None, "Images per embedding batch",
+                   min=1)
+
 
 class Plan:
-    """A validated pipeline, ready to run."""
+    """A validated run, ready to compute."""
 
-    def __init__(
-        self,
-        embedder,
-        embeddings_field,
-        normalize,
-        reducers,
-        clusterer,
-        seed,
-    ):
-        self.embedder = embedder
-        self.embeddings_field = embeddings_field
-        self.normalize = normalize
-        self.reducers = reducers
-        self.clusterer = clusterer
-        self.seed = seed
+    def __init__(self, **kwargs):
+        self.__dict__.update(kwargs)
 
 
-def plan(
-    embedder=None,
-    reducer=None,
-    method=None,
-    embeddings_field=None,
-    normalize=None,
-    seed=51,
-    preset=None,
-    **params,
-):
-    """Resolves a preset and the caller's choices into validated units.
-
-    What the caller gives wins; the preset fills in the rest. The method's
+def resolve_units(embedder=None, reducer=None, method=None,
+                  embeddings_field=None, normalize=None, preset=None,
+                  **params):
+    """The embedder, reducers, clusterer and normalisation a run uses: what
+    the caller gives wins and the preset fills in the rest. The method's
     parameters come from the preset only when the method does too. With an
     ``embeddings_field`` and no ``embedder``, vectors are read from that
-    field and no embedder runs.
-    """
+    field and no embedder runs."""
     name = preset or DEFAULT_PRESET
     if name not in PRESETS:
         raise ParamError(
             f"unknown preset {name!r}; available: {', '.join(PRESETS)}"
         )
     base = PRESETS[name]
-
     if embedder is None and embeddings_field is None:
         embedder = base["embedder"]
     embedder = get_embedder(embedder) if embedder is not None else None
-
-    if reducer is None:
-        reducer = base["reducer"]
-    reducers = get_reducers(reducer)
-
+    reducers = get_reducers(base["reducer"] if reducer is None else reducer)
     if method is None:
         method = base["method"]
         params = {**base["params"], **params}
     clusterer = get_clusterer(method, **params)
-
     if normalize is None:
         normalize = base["normalize"]
+    return embedder, reducers, clusterer, bool(normalize)
+
+
+def make_plan(samples, run_key, embedder=None, reducer=None, method=None,
+              embeddings_field=None, normalize=None, seed=51, preset=None,
+              patches_field=None, field_prefix=None, map="auto",
+              overwrite=False, num_workers=None, batch_size=None,
+              executor=None, **params):
+    """Validates every choice of a run against ``samples`` before any work;
+    raises :class:`~image_clustering.ParamError` naming the first bad
+    one."""
+    dataset = samples._dataset
+    seed = SEED.clean("compute_clusters", seed)
+    num_workers = NUM_WORKERS.clean("compute_clusters", num_workers)
+    batch_size = BATCH_SIZE.clean("compute_clusters", batch_size)
+    embedder, reducers, clusterer, normalize = resolve_units(
+        embedder, reducer, method, embeddings_field, normalize, preset,
+        **params)
+    record.validate_run_key(run_key)
+    prefix = run_key if field_prefix is None else field_prefix
+    record.validate_prefix(prefix)
+    check_map(map)
+    labels_path = None
+    if patches_field:
+        labels_path = label_list_path(samples, patches_field)
+        count = samples.count(f"{labels_path}.id")
+    else:
+        embeddings_field = check_embeddings_field(samples, embedder,
+                                                  embeddings_field)
+        count = len(samples)
+    suffixes = list(record.CLUSTERING_SUFFIXES)
+    if map != "none":
+        suffixes.append("map")
+    names = record.field_names(prefix, suffixes, labels_path)
+    expect = runs.check_new_run(dataset, run_key, list(names.values()),
+                                overwrite)
+    brain_key = record.map_key(run_key) if map != "none" else None
+    runs.check_brain_key(dataset, run_key, brain_key)
+    # Skipped images can only lower this count; checked again before fitting.
+    clusterer.check_count(count)
     return Plan(
-        embedder, embeddings_field, bool(normalize), reducers, clusterer, seed
+        samples=samples, key=run_key, embedder=embedder,
+        embeddings_field=embeddings_field, normalize=normalize,
+        reducers=reducers, clusterer=clusterer, seed=seed, preset=preset,
+        patches_field=patches_field, labels_path=labels_path,
+        prefix=prefix, map=map, brain_key=brain_key, expect=expect,
+        num_workers=num_workers, batch_size=batch_size, executor=executor,
     )
 
 
@@ -112,6 +142,7 @@ def compute_clusters(
     overwrite=False,
     num_workers=None,
     batch_size=None,
+    executor=None,
     progress=None,
     **params,
 ):
@@ -141,61 +172,60 @@ def compute_clusters(
             no ``embedder``, ``embeddings_field`` names a label attribute
             holding each object's vector
         field_prefix: prefix of the fields written (default: ``run_key``)
-        map: the 2-D map stored for the App's Embeddings panel (brain key
-            ``<run_key>_map``): ``auto`` (the clustered space when it is 2-D,
-            else UMAP of it), ``umap``, ``tsne``, ``pca`` or ``none``
+        map: the 2-D map stored in the field ``<prefix>_map`` and shown in
+            the App's Embeddings panel (brain key ``<run_key>_map``):
+            ``auto`` (the clustered space when it is 2-D, else UMAP of it),
+            ``umap``, ``tsne``, ``pca`` or ``none``
         overwrite: whether to replace an existing run of the same key; the
             old run stays intact until the new one is complete
-        num_workers: image decoding threads
+        num_workers: image decoding workers
         batch_size: images per embedding batch
+        executor: what runs the embedding (default: this machine)
         progress: ``True`` for a progress bar on stderr, or a callable
             ``progress(fraction, message)``
         **params: parameters of the clustering method
 
     Returns:
-        a :class:`.runs.ClusterRun`
+        a :class:`.results.ClusterRun`
     """
     started = time.time()
-    dataset = samples._dataset
-    p = plan(
-        embedder=embedder,
-        reducer=reducer,
-        method=method,
-        embeddings_field=embeddings_field,
-        normalize=normalize,
-        seed=seed,
-        preset=preset,
+    plan = make_plan(
+        samples, run_key, embedder=embedder, reducer=reducer, method=method,
+        embeddings_field=embeddings_field, normalize=normalize, seed=seed,
+        preset=preset, patches_field=patches_field,
+        field_prefix=field_prefix, map=map, overwrite=overwrite,
+        num_workers=num_workers, batch_size=batch_size, executor=executor,
         **params,
     )
-    runs.validate_run_key(dataset, run_key, overwrite=overwrite)
-    prefix = field_prefix or run_key
-    if not prefix.isidentifier():
-        raise ParamError(f"field_prefix {prefix!r} must be an identifier")
-    labels_path = None
-    if patches_field:
-        labels_path = label_list_path(samples, patches_field)
-        prefix = f"{labels_path}.{prefix}"
-    else:
-        check_embeddings_field(samples, p.embedder, p.embeddings_field)
-    suffixes = ["cluster", "dist", "sim", "size", "prob", "outlier"]
-    runs.validate_field_names(
-        dataset, run_key, runs.field_names(prefix, suffixes), overwrite
+    report = Reporter(progress)
+    timings = Timings()
+    with timings("embed"):
+        emb = embed_stage(plan, report)
+    with timings("reduce"):
+        X, reductions = reduce_stage(emb.vectors, plan, report)
+    with timings("cluster"):
+        fit = cluster_stage(X, plan, report)
+    with timings("measure"):
+        labels, geo, metrics = measure_stage(X, fit, plan)
+    with timings("map"):
+        points = map_stage(X, plan, report)
+    timings.total = time.time() - started
+    config, results, columns = record_stage(
+        plan, emb, reductions, fit, labels, geo, metrics, points, timings)
+    report(0.95, "writing fields")
+    run = runs.write_run(
+        samples, run_key, config, results, emb.ids, columns, plan.expect,
+        owners=emb.owners, progress=lambda m: report(0.95, m),
     )
-    app.check_map(map)
-    # Skipped images can only lower this count; checked again before fitting.
-    p.clusterer.check_count(
-        samples.count(f"{labels_path}.id") if labels_path else len(samples)
-    )
-    map_key = f"{run_key}_map" if map != "none" else None
-    runs.validate_brain_key(dataset, run_key, map_key, overwrite)
-    if progress is True:
-        from .progress import ProgressBar
+    report(1.0, "done")
+    return run
 
-        progress = ProgressBar()
-    report = _Reporter(progress or None)
 
-    timings = {}
-    t = time.time()
+# -- the stages --------------------------------------------------------------
+
+
+def embed_stage(plan, report):
+    """Vectors for every sample (or object) of the plan's collection."""
     report(0.0, "embedding")
     last_percent = [-1]
 
@@ -206,26 +236,15 @@ def compute_clusters(
             last_percent[0] = percent
             report(0.7 * done / max(total, 1), f"embedded {done} of {total}")
 
-    if patches_field:
+    common = dict(num_workers=plan.num_workers, batch_size=plan.batch_size,
+                  progress=embed_progress, executor=plan.executor)
+    if plan.patches_field:
         emb = get_patch_embeddings(
-            samples,
-            patches_field,
-            embedder=p.embedder,
-            attribute=p.embeddings_field,
-            num_workers=num_workers,
-            batch_size=batch_size,
-            progress=embed_progress,
-        )
+            plan.samples, plan.patches_field, embedder=plan.embedder,
+            attribute=plan.embeddings_field, **common)
     else:
-        emb = get_embeddings(
-            samples,
-            embedder=p.embedder,
-            field=p.embeddings_field,
-            num_workers=num_workers,
-            batch_size=batch_size,
-            progress=embed_progress,
-        )
-    timings["embed"] = time.time() - t
+        emb = get_embeddings(plan.samples, embedder=plan.embedder,
+                             field=plan.embeddings_field, **common)
     if len(emb.ids) < 2:
         raise ValueError(
             f"only {len(emb.ids)} of {len(emb.ids) + len(emb.skipped)} "
@@ -233,152 +252,154 @@ def compute_clusters(
             + _skip_summary(emb.skipped)
         )
     if emb.skipped:
-        logger.warning(
-            "%d sample(s) skipped%s",
-            len(emb.skipped),
-            _skip_summary(emb.skipped),
-        )
+        logger.warning("%d sample(s) skipped%s", len(emb.skipped),
+                       _skip_summary(emb.skipped))
+    return emb
 
-    X = emb.vectors
-    if p.normalize:
+
+def reduce_stage(X, plan, report):
+    """The clustered space: normalised, then through each reducer."""
+    if plan.normalize:
         X = l2_normalize(X)
     reductions = []
-    t = time.time()
-    for i, reducer_unit in enumerate(p.reducers):
-        report(0.7 + 0.1 * i / len(p.reducers), f"{reducer_unit.label}")
-        X, facts = reducer_unit.fit_transform(X, p.seed)
-        reductions.append({**reducer_unit.spec(), "result": facts})
-    timings["reduce"] = time.time() - t
+    for i, unit in enumerate(plan.reducers):
+        report(0.7 + 0.1 * i / len(plan.reducers), unit.label)
+        X, facts = unit.fit_transform(X, plan.seed)
+        reductions.append({**unit.spec(), "result": facts})
+    return X, reductions
 
-    t = time.time()
-    report(0.8, f"clustering with {p.clusterer.label}")
-    p.clusterer.check_count(len(X))
-    fit = p.clusterer.fit(X, p.seed)
-    timings["cluster"] = time.time() - t
 
-    t = time.time()
+def cluster_stage(X, plan, report):
+    report(0.8, f"clustering with {plan.clusterer.label}")
+    plan.clusterer.check_count(len(X))
+    return plan.clusterer.fit(X, plan.seed)
+
+
+def measure_stage(X, fit, plan):
     labels, _ = relabel_by_size(fit.labels)
     geo = measure(X, labels)
-    metrics = compute_metrics(X, labels, seed=p.seed, stats=fit.stats)
-    timings["measure"] = time.time() - t
+    metrics = compute_metrics(X, labels, seed=plan.seed, stats=fit.stats)
+    return labels, geo, metrics
 
-    t = time.time()
-    points = None
-    if map_key is not None:
-        report(0.85, "2-D map")
-        points = app.map_points(X, map, p.seed)
-    if points is None:
-        map_key = None
-    timings["map"] = time.time() - t
 
-    columns = {
-        "cluster": labels,
-        "dist": geo.dist,
-        "sim": geo.sim,
-        "size": geo.size,
-    }
+def map_stage(X, plan, report):
+    if plan.map == "none":
+        return None
+    report(0.85, "2-D map")
+    return map_points(X, plan.map, plan.seed)
+
+
+def record_stage(plan, emb, reductions, fit, labels, geo, metrics, points,
+                 timings):
+    """The run's config, results and per-sample columns."""
+    values = {"cluster": labels, "dist": geo.dist, "sim": geo.sim,
+              "size": geo.size}
     if fit.prob is not None:
-        columns["prob"] = fit.prob
+        values["prob"] = fit.prob
     if fit.outlier is not None:
-        columns["outlier"] = fit.outlier
-    values = {
-        suffix: _by_id(emb.ids, array) for suffix, array in columns.items()
-    }
-    names = runs.field_names(prefix, columns)
-
+        values["outlier"] = fit.outlier
+    if points is not None:
+        values["map"] = list(np.asarray(points, dtype=np.float64))
+    names = record.field_names(plan.prefix, values, plan.labels_path)
+    columns = [Column(s, names[s], v) for s, v in values.items()]
     config = {
-        "kind": runs.RUN_KIND,
+        "kind": record.RUN_KIND,
+        "record_version": record.RECORD_VERSION,
+        "run_id": record.new_run_id(),
         "plugin_version": _plugin_version(),
-        "method": p.clusterer.name,
-        "params": p.clusterer.params,
-        "embedder": p.embedder.spec() if p.embedder else None,
+        "method": plan.clusterer.name,
+        "params": plan.clusterer.params,
+        "embedder": plan.embedder.spec() if plan.embedder else None,
         "embeddings_field": emb.field,
         "fingerprint": emb.source["fingerprint"],
-        "normalize": p.normalize,
-        "reducers": [r.spec() for r in p.reducers],
-        "seed": p.seed,
-        "preset": preset,
+        "normalize": plan.normalize,
+        "reducers": [r.spec() for r in plan.reducers],
+        "seed": plan.seed,
+        "preset": plan.preset,
         "fields": names,
-        "patches": {"field": patches_field, "path": labels_path}
-        if patches_field else None,
-        "map": {"method": map, "brain_key": map_key} if map_key else None,
+        "patches": {"field": plan.patches_field, "path": plan.labels_path}
+        if plan.patches_field else None,
+        "map": {"method": plan.map, "brain_key": plan.brain_key}
+        if points is not None else None,
         "libraries": _library_versions(),
     }
-    mean_dist = geo.mean_dist()
-    skipped_paths = (
-        emb.skipped_paths if patches_field
-        else _paths_of(samples, list(emb.skipped)[:MAX_SKIPPED_LISTED])
-    )
-    timings["total"] = time.time() - started
     results = {
-        "clusters": [
-            {
-                "id": c,
-                "size": int(geo.sizes[c]),
-                "mean_dist": float(mean_dist[c]),
-                "centre": [float(v) for v in geo.centres[c]],
-            }
-            for c in range(geo.n_clusters)
-        ],
+        "clusters": _cluster_summaries(geo),
         "metrics": _plain(metrics),
         "reductions": _plain(reductions),
         "embedding": {
             "dims": int(emb.vectors.shape[1]),
             "computed": emb.computed,
-            "reused": max(0, len(emb.ids) - emb.computed),
+            "reused": emb.reused,
         },
-        "timings": {k: round(v, 3) for k, v in timings.items()},
-        "skipped": {
-            "count": len(emb.skipped),
-            "by_reason": _count_reasons(emb.skipped),
-            "samples": [
-                {"id": sid, "filepath": skipped_paths.get(sid), "reason": r}
-                for sid, r in list(emb.skipped.items())[:MAX_SKIPPED_LISTED]
-            ],
-        },
+        "timings": timings.as_dict(),
+        "skipped": _skipped_summary(plan, emb),
+    }
+    return config, results, columns
+
+
+def _cluster_summaries(geo):
+    mean_dist = geo.mean_dist()
+    return [
+        {
+            "id": c,
+            "size": int(geo.sizes[c]),
+            "mean_dist": float(mean_dist[c]),
+            "centre": [float(v) for v in geo.centres[c]],
+        }
+        for c in range(geo.n_clusters)
+    ]
+
+
+def _skipped_summary(plan, emb):
+    listed = list(emb.skipped.items())[:MAX_SKIPPED_LISTED]
+    return {
+        "count": len(emb.skipped),
+        "by_reason": _count_reasons(emb.skipped),
+        "samples": [
+            {"id": sid, "filepath": emb.skipped_paths.get(sid), "reason": r}
+            for sid, r in listed
+        ],
     }
 
-    report(0.95, "writing fields")
-    runs.write_run(
-        samples,
-        run_key,
-        config,
-        results,
-        values,
-        map_points=(emb.ids, points, list(emb.skipped)) if map_key else None,
-    )
-    report(1.0, "done")
-    return runs.load_run(samples, run_key)
+
+# -- small helpers -------------------------------------------------------------
 
 
-class _Reporter:
+class Reporter:
+    """Forwards ``(fraction, message)`` to the caller's progress callback
+    (``True`` draws a bar on stderr)."""
+
     def __init__(self, callback):
-        self.callback = callback
+        if callback is True:
+            from .progress import ProgressBar
+
+            callback = ProgressBar()
+        self.callback = callback or None
 
     def __call__(self, fraction, message):
         if self.callback is not None:
             self.callback(min(max(fraction, 0.0), 1.0), message)
 
 
-def _by_id(ids, array):
-    out = {}
-    for sid, v in zip(ids, array.tolist()):
-        if isinstance(v, float) and not np.isfinite(v):
-            v = None
-        out[sid] = v
-    return out
+class Timings:
+    """Seconds per named stage."""
 
+    def __init__(self):
+        self.seconds = {}
+        self.total = None
 
-def _paths_of(samples, ids):
-    if not ids:
-        return {}
-    from fiftyone import ViewField as F
-    from bson import ObjectId
+    @contextmanager
+    def __call__(self, name):
+        t = time.time()
+        yield
+        self.seconds[name] = time.time() - t
 
-    view = samples._dataset.match(
-        F("_id").is_in([ObjectId(i) for i in ids])
-    )
-    return dict(zip(*view.values(["id", "filepath"])))
+    def as_dict(self):
+        out = {k: round(v, 3) for k, v in self.seconds.items()}
+        if self.total is not None:
+            out["total"] = round(self.total, 3)
+        return out
 
 
 def _count_reasons(skipped):
@@ -412,16 +433,8 @@ def _library_versions():
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for name in (
-        "fiftyone",
-        "numpy",
-        "scikit-learn",
-        "umap-learn",
-        "hdbscan",
-        "Pillow",
-        "torch",
-        "transformers",
-    ):
+    for name in ("fiftyone", "numpy", "scikit-learn", "umap-learn", "hdbscan",
+                 "Pillow", "torch", "transformers", "faiss-cpu"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:

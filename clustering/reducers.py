@@ -8,7 +8,7 @@ imported only when a reducer runs.
 
 import numpy as np
 
-from ..embedders.params import Param, ParamError, Unit, build_unit
+from ..units import Param, ParamError, Unit, build_unit
 
 DISTANCE_METRICS = ("euclidean", "cosine", "manhattan", "correlation")
 

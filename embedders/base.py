@@ -3,7 +3,7 @@
 import numpy as np
 
 from .images import iter_decoded
-from .params import Unit
+from ..units import Unit
 
 
 class Embedded:

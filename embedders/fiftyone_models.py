@@ -9,7 +9,7 @@ import numpy as np
 
 from .base import Embedder, embed_in_batches
 from .images import load_source
-from .params import Param, ParamError
+from ..units import Param, ParamError
 
 _ZOO = {}
 _LOCK = threading.Lock()

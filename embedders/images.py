@@ -13,7 +13,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# EXIF orientations that swap width and height.
+_TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)
 
 
 class ImageDecodeError(Exception):
@@ -118,10 +121,18 @@ def load_image(path, mode="RGB", size=None):
         with Image.open(path) as im:
             if max_pixels is not None and im.width * im.height > max_pixels:
                 raise Image.DecompressionBombError(path)
+            orientation = _orientation(im)
             if size is not None and im.format == "JPEG":
-                im.draft(mode, tuple(size))
+                w, h = size
+                if orientation in _TRANSPOSED_ORIENTATIONS:
+                    w, h = h, w
+                im.draft(mode, (w, h))
             im.seek(0)
             im.load()
+            if orientation not in (None, 1):
+                # As the App (and every browser) shows the image; boxes of
+                # patches are relative to that view too.
+                im = ImageOps.exif_transpose(im)
             return _to_mode(im, mode)
     except ImageDecodeError:
         raise
@@ -146,6 +157,14 @@ def load_image(path, mode="RGB", size=None):
         raise ImageDecodeError(
             f"cannot decode image ({type(e).__name__}: {e})"
         ) from None
+
+
+def _orientation(im):
+    try:
+        return im.getexif().get(0x0112)
+    except Exception:
+        # A malformed EXIF block must not cost the image.
+        return None
 
 
 def _to_mode(im, mode):

@@ -5,7 +5,7 @@ from PIL import Image
 
 from .base import Embedder, embed_in_batches
 from .images import load_source
-from .params import Param
+from ..units import Param
 
 
 class PixelEmbedder(Embedder):

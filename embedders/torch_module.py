@@ -1,7 +1,7 @@
 """Any torch module as an embedder, with ImageNet-style preprocessing."""
 
 from .base import Embedder
-from .params import Param, ParamError
+from ..units import Param, ParamError
 from .torch_runtime import (
     DEVICE_PARAM,
     PRECISION_PARAM,

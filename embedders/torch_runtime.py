@@ -12,7 +12,7 @@ from PIL import Image
 
 from .base import embed_in_batches
 from .images import load_source
-from .params import Param, ParamError
+from ..units import Param, ParamError
 
 DEVICE_PARAM = Param(
     "device",

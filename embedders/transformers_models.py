@@ -10,7 +10,7 @@ import re
 import threading
 
 from .base import Embedder
-from .params import Param, ParamError
+from ..units import Param, ParamError
 from .torch_runtime import (
     DEVICE_PARAM,
     PRECISION_PARAM,

@@ -1,20 +1,19 @@
-"""The samples that stand for each cluster: those nearest its centre."""
+"""The members that stand for each cluster."""
 
 
-def representatives(run, per_cluster=1):
+def nearest_to_centre(members, per_cluster=1):
     """Returns ``{cluster_id: [(id, filepath), ...]}`` with the
-    ``per_cluster`` members of each cluster (samples, or objects of an
-    object run) nearest its centre, nearest first. Noise has no centre and
-    no representatives.
+    ``per_cluster`` members of each cluster nearest its centre, nearest
+    first. Noise has no centre and no representatives.
 
     Args:
-        run: a :class:`~image_clustering.clustering.runs.ClusterRun`
-        per_cluster: how many samples per cluster
+        members: a run's :meth:`~image_clustering.ClusterRun.members`
+        per_cluster: how many per cluster
     """
-    m = run.members()
     ranked = sorted(
         (c, d, sid, p)
-        for sid, p, c, d in zip(m["id"], m["filepath"], m["cluster"], m["dist"])
+        for sid, p, c, d in zip(members["id"], members["filepath"],
+                                members["cluster"], members["dist"])
         if c is not None and c >= 0 and d is not None
     )
     out = {}

@@ -98,7 +98,9 @@ def add_choice(inputs, name, options, default, label, description=None):
 
 def add_run_key_input(ctx, inputs, name="run_key", overwrite_name="overwrite"):
     """A new run key, checked as the user types."""
-    from ..clustering.runs import free_run_key, is_clustering_run
+    from ..clustering import record
+    from ..clustering.runs import free_run_key, list_runs
+    from ..units import ParamError
 
     key = ctx.params.get(name)
     overwrite = ctx.params.get(overwrite_name, False)
@@ -110,21 +112,25 @@ def add_run_key_input(ctx, inputs, name="run_key", overwrite_name="overwrite"):
         label="Run key",
         description="Names the run; its fields are <run key>_cluster, ...",
     )
-    if key:
-        if not key.isidentifier() or key.startswith("_"):
+    if key is not None:
+        try:
+            record.validate_run_key(key)
+        except ParamError:
             prop.invalid = True
             prop.error_message = (
                 "Run keys must be valid variable names (letters, digits, "
                 "underscores; not starting with a digit or '_')"
             )
-        elif dataset.has_run(key) and not overwrite:
-            prop.invalid = True
-            prop.error_message = (
-                f"Run '{key}' already exists; tick 'Overwrite' to replace it"
-            )
-        elif dataset.has_run(key) and not is_clustering_run(dataset, key):
-            prop.invalid = True
-            prop.error_message = f"'{key}' is not a clustering run"
+        else:
+            if dataset.has_run(key) and key not in list_runs(dataset):
+                prop.invalid = True
+                prop.error_message = f"'{key}' is not a clustering run"
+            elif dataset.has_run(key) and not overwrite:
+                prop.invalid = True
+                prop.error_message = (
+                    f"Run '{key}' already exists; tick 'Overwrite' to "
+                    "replace it"
+                )
     inputs.bool(
         overwrite_name,
         default=False,

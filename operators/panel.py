@@ -7,7 +7,6 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..clustering import runs
-from ..labeling.representatives import representatives
 
 SORTS = {
     "size_desc": "Largest first",
@@ -21,7 +20,7 @@ def cluster_rows(dataset, key, sort="size_desc"):
     """One dict per cluster of run ``key`` (noise last): id, size, mean
     distance, sample tags and a representative image."""
     run = runs.load_run(dataset, key)
-    reps = representatives(run, per_cluster=1)
+    reps = run.representatives(per_cluster=1)
     tag_counts = {}
     for c, tags in _tags_by_member(run):
         tag_counts.setdefault(c, Counter()).update(tags or [])

@@ -5,7 +5,7 @@ import json
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..clustering import runs
+from ..clustering import record, runs
 from .calling import call
 from .forms import add_existing_run_input
 
@@ -152,7 +152,10 @@ class RenameClusteringRun(foo.Operator):
             new = ctx.params.get("new_run_key")
             if new:
                 try:
-                    runs.validate_run_key(ctx.dataset, new)
+                    record.validate_run_key(new)
+                    if ctx.dataset.has_run(new):
+                        raise ValueError(
+                            f"A run with key '{new}' already exists")
                 except ValueError as e:
                     prop.invalid = True
                     prop.error_message = str(e)

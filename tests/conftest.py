@@ -95,3 +95,79 @@ def run_python(code, env=None, timeout=300):
         timeout=timeout,
         cwd=str(REPO),
     )
+
+
+class Zygote:
+    """A running ``tests/zygote.py``: forks real child processes on
+    demand (see that module)."""
+
+    def __init__(self, tmp_dir):
+        import subprocess
+        import fiftyone.core.odm.database as fod
+
+        host, port = fod.get_db_client().address
+        env = {
+            **os.environ,
+            # Children talk to this session's database directly.
+            "FIFTYONE_DATABASE_URI": f"mongodb://{host}:{port}",
+            "OPENBLAS_NUM_THREADS": "1",
+            "PYTHONWARNINGS": "ignore",
+        }
+        self.tmp_dir = tmp_dir
+        self.n = 0
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(REPO, "tests", "zygote.py")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env=env, cwd=REPO,
+        )
+
+    def _out(self):
+        self.n += 1
+        return os.path.join(self.tmp_dir, f"out{self.n}.json")
+
+    def run(self, action, **args):
+        """Runs ``action`` in a forked child; returns ``(status, result)``
+        where status is ``{"exit": code, "signal": number}``."""
+        import json
+
+        out = self._out()
+        self.proc.stdin.write(json.dumps(
+            {"action": action, "args": args, "out": out}) + "\n")
+        self.proc.stdin.flush()
+        status = json.loads(self.proc.stdout.readline())
+        result = None
+        if os.path.exists(out):
+            with open(out) as f:
+                result = json.load(f)
+        return status, result
+
+    def race(self, n, **args):
+        """Forks ``n`` racers that start together; returns their results."""
+        import json
+
+        round_dir = tempfile.mkdtemp(dir=self.tmp_dir)
+        outs = [os.path.join(round_dir, f"racer{i}.json") for i in range(n)]
+        go = os.path.join(round_dir, "go")
+        self.proc.stdin.write(json.dumps(
+            {"action": "race", "args": args, "outs": outs, "go": go}) + "\n")
+        self.proc.stdin.flush()
+        statuses = json.loads(self.proc.stdout.readline())
+        results = []
+        for out, status in zip(outs, statuses):
+            with open(out) as f:
+                results.append({**json.load(f), **status})
+        return results
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def zygote(tmp_path_factory):
+    import fiftyone as fo
+
+    fo.list_datasets()  # the database is up before children connect
+    z = Zygote(str(tmp_path_factory.mktemp("zygote")))
+    yield z
+    z.close()

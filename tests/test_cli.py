@@ -98,13 +98,82 @@ def test_bad_parameters_give_one_clear_line(tmp_path, named_dataset):
 
 
 def test_demo_set_clusters_digits_with_purity(named_dataset):
-    named_dataset("cli-demo-test")
-    out = _cli("cluster", "--dataset", "cli-demo-test", "--quiet")
+    import fiftyone as fo
+
+    # The tests' own database: the user's demo dataset is not touched.
+    if fo.dataset_exists("image-clustering-demo"):
+        fo.delete_dataset("image-clustering-demo")
+    named_dataset("image-clustering-demo")
+    out = _cli("cluster", "--quiet")
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert "using the demo set (digits)" in text
-    assert "Created dataset 'cli-demo-test' with 1797 images" in text
+    assert "Created dataset 'image-clustering-demo' with 1797 images" in text
     ari = float(text.split("ARI vs ground_truth")[1].split()[0])
     assert ari > 0.8, text
     clustered = float(text.split("% of 1797 clustered")[0].split()[-1])
     assert clustered > 95, text
+
+
+def _folder_of_four(tmp_path):
+    folder = tmp_path / "four"
+    folder.mkdir()
+    for i in range(4):
+        write_gray(folder / f"{i}.png", 50 * i)
+    return folder
+
+
+def test_an_empty_run_key_is_an_error(tmp_path, named_dataset):
+    folder = _folder_of_four(tmp_path)
+    named_dataset("cli-empty-key")
+    out = _cli("cluster", str(folder), "--dataset", "cli-empty-key",
+               "--run-key", "", "--method", "kmeans", "--param",
+               "n_clusters=2", "--reducer", "none", "--quiet")
+    assert out.returncode == 2
+    assert "run key must be a non-empty string" in out.stderr
+
+
+def test_a_missing_dataset_is_an_error_that_lists_the_datasets(
+        two_groups):
+    two_groups.persistent = True
+    out = _cli("cluster", "--dataset", "no-such-dataset", "--quiet")
+    assert out.returncode != 0
+    assert "no dataset named 'no-such-dataset'" in out.stderr
+    assert two_groups.name in out.stderr
+    import fiftyone as fo
+
+    assert not fo.dataset_exists("no-such-dataset")
+
+
+def test_a_killed_import_is_never_reused(zygote, tmp_path, named_dataset):
+    import fiftyone as fo
+
+    folder = _folder_of_four(tmp_path)
+    named_dataset("cli-atomic")
+    status, _ = zygote.run("import", folder=str(folder), name="cli-atomic",
+                           kill_at=3)
+    assert status["signal"] == 9
+    assert not fo.dataset_exists("cli-atomic")
+    out = _cli("cluster", str(folder), "--dataset", "cli-atomic",
+               "--method", "kmeans", "--param", "n_clusters=2",
+               "--reducer", "none", "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert "Created dataset 'cli-atomic' with 4 images" in out.stdout
+    assert not fo.list_datasets(glob_patt="image-clustering-importing-*")
+
+
+def test_a_folder_that_changed_is_noticed(tmp_path, named_dataset):
+    folder = _folder_of_four(tmp_path)
+    named_dataset("cli-sync")
+    args = ("cluster", str(folder), "--dataset", "cli-sync", "--method",
+            "kmeans", "--param", "n_clusters=2", "--reducer", "none",
+            "--quiet")
+    assert _cli(*args).returncode == 0
+    write_gray(folder / "new.png", 240)
+    out = _cli(*args)
+    assert out.returncode == 0, out.stderr
+    assert "has changed since the dataset was built: 1 new image(s) added" \
+        in out.stdout
+    assert "% of 5 clustered" in out.stdout
+    out = _cli(*args)
+    assert "has changed" not in out.stdout

@@ -158,7 +158,7 @@ def test_the_app_shows_the_run(two_groups):
     two_groups.reload()
     groups = {g.name: g.paths for g in two_groups.app_config.sidebar_groups}
     assert set(groups["clusters: shown"]) == {
-        "shown_cluster", "shown_dist", "shown_sim", "shown_size"}
+        "shown_cluster", "shown_dist", "shown_sim", "shown_size", "shown_map"}
     colors = [f for f in two_groups.app_config.color_scheme.fields
               if f["path"] == "shown_cluster"]
     assert len(colors[0]["valueColors"]) == 3  # noise + 2 clusters

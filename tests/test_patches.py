@@ -84,9 +84,8 @@ def test_patches_view_groups_by_cluster_and_map_is_registered(street):
     viz = street.load_brain_results("obj_map")
     assert viz.points.shape == (15, 2)
 
-    from image_clustering.labeling.representatives import representatives
 
-    reps = representatives(run)
+    reps = run.representatives()
     assert set(reps) == {0, 1}
 
     ic.rename_run(street, "obj", "things")

@@ -124,7 +124,7 @@ def test_every_clusterer_splits_two_groups(two_groups, method):
     elif method == "gmm":
         assert "prob" in fields and "outlier" not in fields
     else:
-        assert fields == {"cluster", "dist", "sim", "size"}
+        assert fields == {"cluster", "dist", "sim", "size", "map"}
 
 
 @pytest.mark.parametrize(

@@ -112,25 +112,23 @@ def test_failed_run_leaves_nothing_behind(two_groups):
     assert _fields(two_groups) == before
 
 
-def test_failure_while_writing_rolls_back(two_groups, monkeypatch):
-    before = _fields(two_groups)
-    real = type(two_groups).set_values
-    calls = []
-
-    def failing(self, field, *args, **kwargs):
-        calls.append(field)
-        if len(calls) == 3:
-            raise RuntimeError("database went away")
-        return real(self, field, *args, **kwargs)
+def test_failure_while_staging_rolls_back(two_groups, monkeypatch):
+    from image_clustering.clustering import store
 
     ic.compute_clusters(two_groups, "cache", **KMEANS2)  # fills the cache
     ic.delete_run(two_groups, "cache")
-    monkeypatch.setattr(type(two_groups), "set_values", failing)
+    before = _fields(two_groups)
+
+    def failing(self, *args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(store.Transaction, "stage_record", failing)
     with pytest.raises(RuntimeError, match="went away"):
         ic.compute_clusters(two_groups, "w", **KMEANS2)
     monkeypatch.undo()
-    assert not two_groups.has_run("w")
-    assert _fields(two_groups) - before == {"pixels8_embedding"}
+    assert ic.list_runs(two_groups) == []
+    assert _fields(two_groups) == before
+    assert ic.repair(two_groups) == []
 
 
 def test_overwrite_replaces_only_when_complete(two_groups):
@@ -187,10 +185,9 @@ def test_other_run_types_are_not_touched(two_groups):
 
 
 def test_representatives_are_nearest_the_centre(two_groups):
-    from image_clustering.labeling.representatives import representatives
 
     run = ic.compute_clusters(two_groups, "rep", **KMEANS2)
-    reps = representatives(run, per_cluster=3)
+    reps = run.representatives(per_cluster=3)
     assert sorted(reps) == [0, 1]
     for c, chosen in reps.items():
         view = run.clusters_view(cluster=c)
@@ -214,7 +211,7 @@ def test_groups_come_largest_first_each_ordered_by_distance(tmp_path, make_datas
 
 
 def test_overwrite_failing_at_the_map_keeps_the_old_run(two_groups, monkeypatch):
-    from image_clustering.clustering import app
+    from image_clustering.clustering import pipeline
 
     ic.compute_clusters(two_groups, "m", map="pca", **KMEANS2)
     old = dict(zip(*two_groups.values(["id", "m_cluster"])))
@@ -223,7 +220,7 @@ def test_overwrite_failing_at_the_map_keeps_the_old_run(two_groups, monkeypatch)
     def failing(*args, **kwargs):
         raise RuntimeError("map failed")
 
-    monkeypatch.setattr(app, "register_map", failing)
+    monkeypatch.setattr(pipeline, "map_points", failing)
     with pytest.raises(RuntimeError, match="map failed"):
         ic.compute_clusters(two_groups, "m", overwrite=True, map="pca", **KMEANS2)
     monkeypatch.undo()

@@ -1,9 +1,10 @@
-"""Declared parameters for every pluggable unit (embedders, reducers,
-clusterers).
+"""The vocabulary every layer speaks: declared parameters, units, and the
+error that names a bad parameter.
 
 One declaration serves three readers: validation before any work starts,
 the App forms, and the command line. Values may arrive as strings (command
-line, forms), so each kind parses them.
+line, forms), so each kind parses them. Nothing here imports anything of
+ours, so every layer may import it.
 """
 
 import math
@@ -94,8 +95,8 @@ class Param:
             return "one of " + ", ".join(repr(c) for c in self.choices)
         words = {
             "int": "an integer",
-            "float": "a number",
-            "number": "a number",
+            "float": "a finite number",
+            "number": "a finite number",
             "bool": "true or false",
             "str": "a string",
             "floats": "a list of numbers",
@@ -123,7 +124,8 @@ class Param:
         if isinstance(value, bool):
             raise TypeError
         result = float(value)
-        if math.isnan(result):
+        # inf and nan reach the libraries as crashes or silent nonsense.
+        if not math.isfinite(result):
             raise ValueError
         return result
 

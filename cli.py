@@ -1,10 +1,11 @@
-"""The ``image-clustering`` command.
+"""The ``image-clustering`` command: input, one SDK call, output.
 
     image-clustering cluster [FOLDER]    cluster a folder (or the demo set)
     image-clustering list DATASET        list a dataset's clustering runs
     image-clustering info DATASET KEY    show a run's clusters and metrics
     image-clustering rename DATASET KEY NEW_KEY
     image-clustering delete DATASET KEY
+    image-clustering repair DATASET      remove what killed runs left behind
 """
 
 import argparse
@@ -44,42 +45,54 @@ def _parse_reducer(text):
 def _open_dataset(args):
     import fiftyone as fo
 
-    from .datasets import dataset_from_folder, write_digits
+    from .clustering.datasets import (
+        dataset_from_folder,
+        sync_with_folder,
+        write_digits,
+    )
 
-    if not args.folder and args.dataset and fo.dataset_exists(args.dataset):
+    if not args.folder and args.dataset:
+        if not fo.dataset_exists(args.dataset):
+            names = ", ".join(fo.list_datasets()) or "none"
+            raise SystemExit(
+                f"error: no dataset named '{args.dataset}' (datasets: "
+                f"{names}); give a FOLDER to build it from"
+            )
         if args.reload:
-            raise SystemExit("--reload needs a folder to rebuild from")
+            raise SystemExit("error: --reload needs a folder to rebuild from")
         print(f"Using existing dataset '{args.dataset}'")
         return fo.load_dataset(args.dataset)
     if args.folder:
         folder = os.path.abspath(args.folder)
         if not os.path.isdir(folder):
-            raise SystemExit(f"not a folder: {args.folder}")
+            raise SystemExit(f"error: not a folder: {args.folder}")
         name = args.dataset or os.path.basename(folder.rstrip(os.sep))
     else:
         folder = os.path.join(
             fo.config.default_dataset_dir, "image-clustering-demo", "digits"
         )
-        name = args.dataset or DEMO_DATASET
+        name = DEMO_DATASET
         print(f"No folder given: using the demo set (digits) in {folder}")
         write_digits(folder)
 
-    if fo.dataset_exists(name):
-        if not args.reload:
-            print(f"Using existing dataset '{name}' (--reload rebuilds it)")
-            return fo.load_dataset(name)
-        fo.delete_dataset(name)
-    dataset = dataset_from_folder(folder, name)
+    if fo.dataset_exists(name) and not args.reload:
+        dataset = fo.load_dataset(name)
+        change = sync_with_folder(dataset, folder)
+        print(f"Using existing dataset '{name}' (--reload rebuilds it)")
+        if change:
+            print(change.capitalize())
+        return dataset
+    dataset = dataset_from_folder(folder, name, replace=args.reload)
     print(f"Created dataset '{name}' with {len(dataset)} images")
     return dataset
 
 
 def _cmd_cluster(args):
-    from . import pipeline, runs
-    from .presets import DEFAULT_PRESET, PRESETS
+    from .clustering import pipeline, runs
+    from .clustering.presets import DEFAULT_PRESET, PRESETS
 
     dataset = _open_dataset(args)
-    key = args.run_key or runs.free_run_key(dataset)
+    key = runs.free_run_key(dataset) if args.run_key is None else args.run_key
     embedder = None
     if args.embedder or args.embedder_param:
         preset = PRESETS.get(args.preset or DEFAULT_PRESET, {})
@@ -101,6 +114,7 @@ def _cmd_cluster(args):
         patches_field=args.patches_field,
         overwrite=args.overwrite,
         num_workers=args.num_workers,
+        batch_size=args.batch_size,
         progress=not args.quiet,
         **_parse_assignments(args.param, "method parameters"),
     )
@@ -252,12 +266,14 @@ def _load(name):
     import fiftyone as fo
 
     if not fo.dataset_exists(name):
-        raise SystemExit(f"no dataset named '{name}'")
+        names = ", ".join(fo.list_datasets()) or "none"
+        raise SystemExit(f"error: no dataset named '{name}' (datasets: "
+                         f"{names})")
     return fo.load_dataset(name)
 
 
 def _cmd_list(args):
-    from .runs import list_runs, load_run
+    from .clustering.runs import list_runs, load_run
 
     dataset = _load(args.dataset)
     keys = list_runs(dataset)
@@ -275,15 +291,20 @@ def _cmd_list(args):
 
 
 def _cmd_info(args):
-    from .runs import load_run
+    from .clustering.runs import load_run
 
     dataset = _load(args.dataset)
-    _print_run(dataset, load_run(dataset, args.key), args.label_field)
+    run = load_run(dataset, args.key)
+    _print_run(dataset, run, args.label_field)
+    changes = run.changes()
+    if changes["deleted"] or changes["added"]:
+        print(f"Since the run: {changes['deleted']} of its samples deleted, "
+              f"{changes['added'] or 0} added to its view")
     return 0
 
 
 def _cmd_rename(args):
-    from .runs import rename_run
+    from .clustering.runs import rename_run
 
     rename_run(_load(args.dataset), args.key, args.new_key)
     print(f"Renamed '{args.key}' to '{args.new_key}'")
@@ -291,10 +312,21 @@ def _cmd_rename(args):
 
 
 def _cmd_delete(args):
-    from .runs import delete_run
+    from .clustering.runs import delete_run
 
     delete_run(_load(args.dataset), args.key)
     print(f"Deleted run '{args.key}' and its fields")
+    return 0
+
+
+def _cmd_repair(args):
+    from .clustering.runs import repair
+
+    done = repair(_load(args.dataset))
+    for line in done:
+        print(f"- {line}")
+    print(f"Repaired '{args.dataset}': " + (f"{len(done)} change(s)" if done
+                                             else "nothing to repair"))
     return 0
 
 
@@ -340,7 +372,8 @@ def build_parser():
     c.add_argument("--normalize", action=argparse.BooleanOptionalAction,
                    default=None, help="L2-normalise embeddings first")
     c.add_argument("--seed", type=int, default=51)
-    c.add_argument("--num-workers", type=int, help="image decoding threads")
+    c.add_argument("--num-workers", type=int, help="image decoding workers")
+    c.add_argument("--batch-size", type=int, help="images per batch")
     c.add_argument("--label-field", default="ground_truth",
                    help="classification field to score clusters against")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -372,16 +405,22 @@ def build_parser():
     rm.add_argument("dataset")
     rm.add_argument("key")
     rm.set_defaults(func=_cmd_delete)
+
+    rp = sub.add_parser(
+        "repair", help="remove what killed runs left behind, and say what"
+    )
+    rp.add_argument("dataset")
+    rp.set_defaults(func=_cmd_repair)
     return parser
 
 
 def main(argv=None):
-    from ..embedders.params import ParamError
+    from .clustering.store import StoreError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ParamError, ValueError) as e:
+    except (ValueError, StoreError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,230 @@
+"""How a stored run looks in the App: its 2-D map in the Embeddings panel,
+its fields in one sidebar group, and a categorical colour per cluster.
+
+All of it follows from the stored run and can be made again from it:
+:func:`present` is idempotent, and :func:`repair` re-presents runs whose
+presentation a killed process left unfinished and removes presentation
+whose run is gone. Callers hold the dataset's lease (it saves the dataset
+document).
+"""
+
+import logging
+
+import numpy as np
+
+from . import record
+
+logger = logging.getLogger(__name__)
+
+# 20 well-separated colours; clusters beyond them reuse the cycle.
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+    "#e377c2", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a",
+    "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5",
+    "#393b79", "#637939",
+)
+NOISE_COLOR = "#9e9e9e"
+
+# dataset.info entry: brain key -> run key of each map we registered, so
+# that repair removes only maps of ours whose run is gone.
+MAPS_INFO = "image_clustering_maps"
+
+
+def cluster_color(cluster):
+    return NOISE_COLOR if cluster < 0 else PALETTE[cluster % len(PALETTE)]
+
+
+def present(dataset, run):
+    """Shows ``run`` (a :class:`.results.ClusterRun`) in the App."""
+    if not run.patches_field:
+        show_fields(dataset, run.key, run.fields, len(run.clusters))
+    brain_key = record.brain_key_of(run.config)
+    if brain_key and "map" in run.fields:
+        register_map(dataset, run, brain_key)
+
+
+def hide(dataset, key, config):
+    """Removes what :func:`present` added for the run ``key`` whose config
+    was ``config``."""
+    fields = config.get("fields") or {}
+    hide_fields(dataset, key, fields)
+    brain_key = record.brain_key_of(config)
+    if brain_key:
+        unregister_map(dataset, brain_key)
+
+
+def register_map(dataset, run, brain_key):
+    """Stores the run's map (its ``map`` field) as a brain visualization run,
+    which the App's Embeddings panel lists."""
+    import fiftyone.brain as fob
+
+    unregister_map(dataset, brain_key)
+    view, points = _map_points(run)
+    if not points:
+        return
+    _remember_map(dataset, brain_key, run.key)
+    if run.patches_field:
+        fob.compute_visualization(view, patches_field=run.patches_field,
+                                  points=points, brain_key=brain_key)
+    else:
+        fob.compute_visualization(view, points=points, brain_key=brain_key)
+
+
+def _map_points(run):
+    map_path = run.fields["map"]
+    view = run.view()
+    if not run.patches_field:
+        view = view.exists(map_path)
+        ids, pts = view.values(["id", map_path])
+        return view, {i: np.asarray(p, float) for i, p in zip(ids, pts)}
+    m = run.members(extra={"map": map_path})
+    points = {i: np.asarray(p, float) for i, p in zip(m["id"], m["map"])
+              if p is not None}
+    missing = [i for i, p in zip(m["id"], m["map"]) if p is None]
+    all_ids = set(m["id"])
+    if missing or len(all_ids) != len(points):
+        view = view.exclude_labels(ids=missing, fields=run.patches_field)
+    return view, points
+
+
+def unregister_map(dataset, brain_key):
+    if dataset.has_brain_run(brain_key):
+        dataset.delete_brain_run(brain_key)
+    maps = dict(dataset.info.get(MAPS_INFO) or {})
+    if brain_key in maps:
+        maps.pop(brain_key)
+        dataset.info[MAPS_INFO] = maps
+        dataset.save()
+
+
+def _remember_map(dataset, brain_key, run_key):
+    maps = dict(dataset.info.get(MAPS_INFO) or {})
+    maps[brain_key] = run_key
+    dataset.info[MAPS_INFO] = maps
+    dataset.save()
+
+
+def show_fields(dataset, key, fields, n_clusters):
+    """Gathers the run's fields into one sidebar group and colours its
+    clusters categorically (noise in grey)."""
+    import fiftyone as fo
+
+    config = dataset.app_config
+    groups = config.sidebar_groups or \
+        fo.DatasetAppConfig.default_sidebar_groups(dataset)
+    name = group_name(key)
+    paths = list(fields.values())
+    groups = [g for g in groups if g.name != name]
+    for group in groups:
+        group.paths = [p for p in (group.paths or []) if p not in paths]
+    groups.insert(
+        1, fo.SidebarGroupDocument(name=name, paths=paths, expanded=True)
+    )
+    config.sidebar_groups = groups
+
+    scheme = config.color_scheme or fo.ColorScheme()
+    cluster_path = fields["cluster"]
+    entries = [f for f in (scheme.fields or [])
+               if f.get("path") != cluster_path]
+    value_colors = [{"value": "-1", "color": NOISE_COLOR}] + [
+        {"value": str(c), "color": cluster_color(c)}
+        for c in range(n_clusters)
+    ]
+    entries.append({
+        "path": cluster_path,
+        "colorByAttribute": cluster_path,
+        "valueColors": value_colors,
+    })
+    scheme.fields = entries
+    config.color_scheme = scheme
+    dataset.save()
+
+
+def hide_fields(dataset, key, fields):
+    """Removes what :func:`show_fields` added."""
+    config = dataset.app_config
+    changed = False
+    if config.sidebar_groups:
+        kept = [g for g in config.sidebar_groups if g.name != group_name(key)]
+        changed = len(kept) != len(config.sidebar_groups)
+        config.sidebar_groups = kept
+    scheme = config.color_scheme
+    if scheme is not None and scheme.fields:
+        paths = set(fields.values())
+        kept = [f for f in scheme.fields if f.get("path") not in paths]
+        changed = changed or len(kept) != len(scheme.fields)
+        scheme.fields = kept
+    if changed:
+        dataset.save()
+
+
+def _brain_records(dataset):
+    from fiftyone.core.odm import get_db_conn
+
+    doc = get_db_conn().datasets.find_one({"_id": dataset._doc.id},
+                                          {"brain_methods": 1})
+    return (doc or {}).get("brain_methods") or {}
+
+
+def _map_is_whole(dataset, brain_key):
+    """Whether the map's brain run is registered with its results (a kill
+    inside FiftyOne's registration can leave one without)."""
+    from fiftyone.core.odm import get_db_conn
+
+    rid = _brain_records(dataset).get(brain_key)
+    if rid is None:
+        return False
+    doc = get_db_conn().runs.find_one({"_id": rid}, {"results": 1})
+    return bool(doc and doc.get("results"))
+
+
+def _drop_orphan_map_records(dataset, brain_keys):
+    """Brain-run documents of our maps that the dataset no longer points
+    to: what a kill inside FiftyOne's registration leaves."""
+    import gridfs
+
+    from fiftyone.core.odm import get_db_conn
+
+    db = get_db_conn()
+    referenced = set(_brain_records(dataset).values())
+    out = []
+    for doc in db.runs.find({"_dataset_id": dataset._doc.id,
+                             "key": {"$in": sorted(brain_keys)}}):
+        if doc["_id"] in referenced:
+            continue
+        if doc.get("results") is not None:
+            gridfs.GridFS(db).delete(doc["results"])
+        db.runs.delete_one({"_id": doc["_id"]})
+        out.append(f"removed an unfinished record of map '{doc['key']}'")
+    return out
+
+
+def group_name(key):
+    return f"clusters: {key}"
+
+
+def repair(dataset, runs):
+    """Makes the App's view of ``dataset`` match its stored ``runs`` (a dict
+    of key -> :class:`.results.ClusterRun`). Returns what it changed."""
+    report = []
+    maps = dict(dataset.info.get(MAPS_INFO) or {})
+    report += _drop_orphan_map_records(dataset, set(maps))
+    for brain_key, run_key in maps.items():
+        run = runs.get(run_key)
+        if run is None or record.brain_key_of(run.config) != brain_key:
+            unregister_map(dataset, brain_key)
+            report.append(f"removed map '{brain_key}' of a deleted run")
+    for key, run in runs.items():
+        brain_key = record.brain_key_of(run.config)
+        if brain_key and "map" in run.fields and \
+                not _map_is_whole(dataset, brain_key):
+            register_map(dataset, run, brain_key)
+            report.append(f"registered the missing map of run '{key}'")
+    names = {group_name(k) for k in runs}
+    groups = dataset.app_config.sidebar_groups or []
+    stale = [g.name for g in groups
+             if g.name.startswith("clusters: ") and g.name not in names]
+    for name in stale:
+        hide_fields(dataset, name[len("clusters: "):], {})
+        report.append(f"removed sidebar group '{name}' of a deleted run")
+    return report

@@ -1,0 +1,215 @@
+"""The fault matrix: a real child process SIGKILLs itself just before each
+database call that changes anything while a run is written, overwritten,
+renamed or deleted. After each kill the dataset must be in one of two
+states (as it was, or with the change complete) once the next call has
+run, with nothing left behind, and the same change must then succeed.
+
+Slow (hundreds of processes): marked ``faults``; CI runs it."""
+
+import json
+import os
+
+import pytest
+
+import image_clustering as ic
+from image_clustering.clustering import record, store
+from image_clustering.clustering.lease import _collection
+
+from conftest import REPO
+
+pytestmark = pytest.mark.faults
+
+BASE = dict(embedder={"name": "pixels", "size": 8}, reducer="none",
+            method="kmeans", map="pca")
+OLD = dict(BASE, n_clusters=2)
+NEW = dict(BASE, n_clusters=3)
+
+
+@pytest.fixture
+def fault_dataset(two_groups):
+    two_groups.persistent = True
+    ic.compute_clusters(two_groups, "warm", **OLD)  # fills the cache
+    ic.delete_run(two_groups, "warm")
+    return two_groups
+
+
+def snapshot(dataset):
+    """Everything a run is made of, as plain values."""
+    dataset.reload()
+    state = {"runs": {}, "values": {}, "maps": sorted(
+        dataset.list_brain_runs())}
+    for key in ic.list_runs(dataset):
+        run = ic.load_run(dataset, key)
+        state["runs"][key] = {"params": run.config["params"],
+                              "fields": run.fields}
+        for path in run.fields.values():
+            state["values"][path] = dict(zip(*dataset.values(["id", path])))
+    state["schema"] = sorted(
+        p for p, f in dataset.get_field_schema(flat=True).items()
+        if (getattr(f, "info", None) or {}).get("run_kind") ==
+        record.RUN_KIND
+    )
+    return state
+
+
+def leftovers(dataset):
+    """What a finished write must never leave: staging fields, staging
+    collections, unreferenced records, a journal, a held lease."""
+    from fiftyone.core.odm import get_db_conn
+
+    db = get_db_conn()
+    found = [p for p in dataset.get_field_schema(flat=True)
+             if record.is_staging_name(p)]
+    found += db.list_collection_names(
+        filter={"name": {"$regex": f"^{store.STAGE_PREFIX}"}})
+    doc = db.datasets.find_one({"_id": dataset._doc.id})
+    referenced = {v for kind in ("runs", "brain_methods", "evaluations",
+                                 "annotation_runs")
+                  for v in (doc.get(kind) or {}).values()}
+    found += [f"record {d['_id']}" for d in db.runs.find(
+        {"_dataset_id": dataset._doc.id}) if d["_id"] not in referenced]
+    lease = _collection().find_one({"_id": dataset._doc.id}) or {}
+    if lease.get("journal"):
+        found.append("journal")
+    if lease.get("owner"):
+        found.append("lease held")
+    return found
+
+
+def _kill_everywhere(zygote, dataset, scenario, before, after, reset):
+    """Kills a child at every mutating call of the scenario; returns the
+    matrix row."""
+    status, result = zygote.run(**scenario(None))
+    assert status == {"exit": 0, "signal": None}, result
+    calls = result["calls"]
+    assert snapshot(dataset) == after
+    reset()
+    assert snapshot(dataset) == before
+
+    row = {"tried": 0, "as_before": 0, "complete": 0, "lost": 0,
+           "failures": []}
+    for n in range(1, calls + 1):
+        status, result = zygote.run(**scenario(n))
+        row["tried"] += 1
+        if status["signal"] != 9:
+            row["failures"].append((n, f"child was not killed: {result}"))
+            continue
+        repaired = ic.repair(dataset)
+        state = snapshot(dataset)
+        if state == before:
+            row["as_before"] += 1
+        elif state == after:
+            row["complete"] += 1
+        else:
+            row["lost"] += 1
+            row["failures"].append((n, "neither state", repaired))
+        left = leftovers(dataset)
+        if left:
+            row["failures"].append((n, "left behind", left))
+        if ic.repair(dataset):
+            row["failures"].append((n, "a second repair found more"))
+        # The same change (or its undoing) goes through: no key is stuck.
+        reset()
+        if snapshot(dataset) != before:
+            row["failures"].append((n, "reset did not restore the start"))
+    return row
+
+
+def _record(name, row):
+    os.makedirs(os.path.join(REPO, "test-artifacts"), exist_ok=True)
+    path = os.path.join(REPO, "test-artifacts", "fault-matrix.jsonl")
+    with open(path, "a") as f:
+        f.write(json.dumps({"scenario": name, **{
+            k: v for k, v in row.items() if k != "failures"}}) + "\n")
+    print(f"fault matrix {name}: tried {row['tried']}, "
+          f"as before {row['as_before']}, complete {row['complete']}, "
+          f"lost {row['lost']}")
+
+
+def test_kill_while_writing_a_new_run(zygote, fault_dataset):
+    ds = fault_dataset
+    before = snapshot(ds)
+
+    def scenario(kill_at):
+        return dict(action="write", dataset=ds.name, key="k", params=NEW,
+                    kill_at=kill_at)
+
+    def reset():
+        if "k" in ic.list_runs(ds):
+            ic.delete_run(ds, "k")
+
+    ic.compute_clusters(ds, "k", **NEW)
+    after = snapshot(ds)
+    reset()
+    row = _kill_everywhere(zygote, ds, scenario, before, after, reset)
+    _record("new run", row)
+    assert row["failures"] == [] and row["lost"] == 0, row["failures"]
+    assert row["as_before"] and row["complete"]
+
+
+def test_kill_while_overwriting_a_run(zygote, fault_dataset):
+    ds = fault_dataset
+    ic.compute_clusters(ds, "k", **OLD)
+    before = snapshot(ds)
+
+    def scenario(kill_at):
+        return dict(action="write", dataset=ds.name, key="k",
+                    params=dict(NEW, overwrite=True), kill_at=kill_at)
+
+    def reset():
+        if ic.load_run(ds, "k").config["params"]["n_clusters"] != 2:
+            ic.compute_clusters(ds, "k", overwrite=True, **OLD)
+
+    ic.compute_clusters(ds, "k", overwrite=True, **NEW)
+    after = snapshot(ds)
+    reset()
+    row = _kill_everywhere(zygote, ds, scenario, before, after, reset)
+    _record("overwrite", row)
+    assert row["failures"] == [] and row["lost"] == 0
+    assert row["as_before"] and row["complete"]
+
+
+def test_kill_while_renaming_a_run(zygote, fault_dataset):
+    ds = fault_dataset
+    ic.compute_clusters(ds, "k", **OLD)
+    before = snapshot(ds)
+
+    def scenario(kill_at):
+        return dict(action="rename", dataset=ds.name, key="k",
+                    new_key="renamed", kill_at=kill_at)
+
+    def reset():
+        if "renamed" in ic.list_runs(ds):
+            ic.rename_run(ds, "renamed", "k")
+
+    ic.rename_run(ds, "k", "renamed")
+    after = snapshot(ds)
+    reset()
+    row = _kill_everywhere(zygote, ds, scenario, before, after, reset)
+    _record("rename", row)
+    assert row["failures"] == [] and row["lost"] == 0
+    assert row["as_before"] and row["complete"]
+
+
+def test_kill_while_deleting_a_run(zygote, fault_dataset):
+    ds = fault_dataset
+    ic.compute_clusters(ds, "k", **OLD)
+    ic.compute_clusters(ds, "other", **NEW)
+    before = snapshot(ds)
+
+    def scenario(kill_at):
+        return dict(action="delete", dataset=ds.name, key="k",
+                    kill_at=kill_at)
+
+    def reset():
+        if "k" not in ic.list_runs(ds):
+            ic.compute_clusters(ds, "k", **OLD)
+
+    ic.delete_run(ds, "k")
+    after = snapshot(ds)
+    reset()
+    row = _kill_everywhere(zygote, ds, scenario, before, after, reset)
+    _record("delete", row)
+    assert row["failures"] == [] and row["lost"] == 0
+    # the other run is never touched
+    assert all(s["runs"]["other"] for s in (before, after))
