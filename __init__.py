@@ -6,6 +6,9 @@ fast: torch, transformers, umap, hdbscan and scikit-learn load only when a
 run needs them.
 """
 
+from .clustering.assign import assign_clusters
+from .clustering.charts import plot_run
+from .clustering.compare import RunComparison, compare_runs
 from .clustering.pipeline import compute_clusters
 from .clustering.presets import PRESETS
 from .clustering.results import ClusterRun

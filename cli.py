@@ -6,6 +6,9 @@
     image-clustering rename DATASET KEY NEW_KEY
     image-clustering delete DATASET KEY
     image-clustering repair DATASET      remove what killed runs left behind
+    image-clustering compare DATASET KEY_A KEY_B
+    image-clustering assign DATASET KEY  place new samples into a run
+    image-clustering plot DATASET KEY --kind scatter|boundaries|montage|axes
 """
 
 import argparse
@@ -87,6 +90,19 @@ def _open_dataset(args):
     return dataset
 
 
+def _gt_field(dataset, args):
+    """What the run is scored against: the objects' own labels, or the
+    label field when the dataset has that Classification field."""
+    import fiftyone as fo
+
+    if args.patches_field:
+        return "label"
+    field = dataset.get_field(args.label_field) if args.label_field else None
+    if getattr(field, "document_type", None) is fo.Classification:
+        return args.label_field
+    return None
+
+
 def _cmd_cluster(args):
     from .clustering import pipeline, runs
     from .clustering.presets import DEFAULT_PRESET, PRESETS
@@ -115,6 +131,8 @@ def _cmd_cluster(args):
         overwrite=args.overwrite,
         num_workers=args.num_workers,
         batch_size=args.batch_size,
+        noise=args.noise or "keep",
+        gt_field=_gt_field(dataset, args),
         progress=not args.quiet,
         **_parse_assignments(args.param, "method parameters"),
     )
@@ -130,34 +148,31 @@ def _print_run(dataset, run, label_field="ground_truth"):
         f"Run '{run.key}': {run.config['method']} on "
         f"{_describe_source(run.config)}"
     )
-    labels = _labels_by_member(dataset, run, label_field)
-    print(_cluster_table(run, labels))
+    external = run.results.get("external") or run.score(label_field)
+    print(_cluster_table(run, external))
     print()
     m = run.metrics
     print(
         f"{m['n_clusters']} clusters, {m['n_noise']} noise, "
         f"{m['fraction_clustered']:.1%} of {m['n_samples']} clustered"
     )
-    for name in ("silhouette", "davies_bouldin", "calinski_harabasz",
-                 "inertia"):
+    if run.results.get("reassigned"):
+        print(f"  {run.results['reassigned']} noise sample(s) assigned to "
+              "their most probable cluster")
+    for name in ("silhouette", "davies_bouldin", "calinski_harabasz", "dbcv",
+                 "inertia", "bic"):
         if m.get(name) is not None:
             print(f"  {name:<18} {m[name]:.4f}")
-    label_name = "object labels" if run.patches_field else label_field
-    if labels is not None:
-        from sklearn.metrics import (
-            adjusted_mutual_info_score,
-            adjusted_rand_score,
-        )
-
-        clusters, truth = labels
-        print(
-            f"  {'ARI vs ' + label_name:<18} "
-            f"{adjusted_rand_score(truth, clusters):.4f}"
-        )
-        print(
-            f"  {'AMI vs ' + label_name:<18} "
-            f"{adjusted_mutual_info_score(truth, clusters):.4f}"
-        )
+    if external is not None:
+        gt = "object labels" if run.patches_field else label_field
+        for name in ("ari", "ami", "homogeneity", "completeness",
+                     "v_measure", "purity"):
+            label = name.upper() if len(name) == 3 else name
+            print(f"  {label + ' vs ' + gt:<18} {external[name]:.4f}")
+    if m.get("sampled"):
+        print("  sampled: " + ", ".join(
+            f"{k} on {v:,}" for k, v in m["sampled"].items()))
+    _print_sweep(run.sweep)
     skipped = run.skipped
     if skipped["count"]:
         print(f"Skipped {skipped['count']} sample(s):")
@@ -169,33 +184,16 @@ def _print_run(dataset, run, label_field="ground_truth"):
     )
 
 
-def _labels_by_member(dataset, run, label_field):
-    """(clusters, classes) of the clustered members, to score the clusters
-    against: the classification ``label_field`` of each sample, or the
-    label of each object in an object run. ``None`` without labels."""
-    cf = run.fields["cluster"]
-    labels_path = (run.config.get("patches") or {}).get("path")
-    if labels_path:
-        clusters, truth = run.view().values([cf, f"{labels_path}.label"])
-        if labels_path != run.patches_field:
-            pairs = [
-                (c, t)
-                for cs, ts in zip(clusters, truth)
-                for c, t in zip(cs or [], ts or [])
-            ]
-            clusters, truth = [c for c, _ in pairs], [t for _, t in pairs]
-        pairs = zip(clusters, truth)
-    else:
-        if not label_field or dataset.get_field(label_field) is None:
-            return None
-        pairs = zip(*run.view().exists(cf).values(
-            [cf, f"{label_field}.label"]
-        ))
-    # Unlabelled members are left out of the scores, not counted as a class.
-    pairs = [(c, t) for c, t in pairs if c is not None and t is not None]
-    if not pairs:
-        return None
-    return [c for c, _ in pairs], [t for _, t in pairs]
+def _print_sweep(sweep):
+    if not sweep:
+        return
+    print(f"{sweep['parameter']} chosen automatically: {sweep['chosen']} "
+          f"(best {sweep['criterion']} of {len(sweep['candidates'])} tried "
+          f"on {sweep['fitted_on']:,} samples in {sweep['seconds']:.1f}s)")
+    cells = [f"{c}:{'-' if s is None else f'{s:.3f}'}"
+             for c, s in zip(sweep["candidates"], sweep["scores"])]
+    for start in range(0, len(cells), 8):
+        print("   " + "  ".join(cells[start:start + 8]))
 
 
 def _describe_source(config):
@@ -211,33 +209,28 @@ def _describe_source(config):
     return source + "".join(f" -> {s}" for s in steps)
 
 
-def _cluster_table(run, labels=None):
-    from collections import Counter
-
+def _cluster_table(run, external=None):
+    per_cluster = (external or {}).get("per_cluster", {})
     rows = [("cluster", "size", "mean dist")]
-    if labels is not None:
+    if external is not None:
         rows[0] += ("top class", "purity")
-        by_cluster = {}
-        for c, t in zip(*labels):
-            by_cluster.setdefault(c, Counter())[t] += 1
 
     def purity(cluster):
         # Among the members that have a label; unlabelled ones do not count.
-        counts = by_cluster.get(cluster)
-        if not counts:
+        entry = per_cluster.get(str(cluster))
+        if not entry:
             return ("-", "-")
-        top, n = counts.most_common(1)[0]
-        return (str(top), f"{n / sum(counts.values()):.1%}")
+        return (entry["top_class"], f"{entry['purity']:.1%}")
 
     for c in run.clusters:
         row = (str(c["id"]), str(c["size"]), f"{c['mean_dist']:.3f}")
-        if labels is not None:
+        if external is not None:
             row += purity(c["id"])
         rows.append(row)
     noise = run.metrics["n_noise"]
     if noise:
         row = ("noise", str(noise), "-")
-        if labels is not None:
+        if external is not None:
             row += purity(-1)
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -300,6 +293,54 @@ def _cmd_info(args):
     if changes["deleted"] or changes["added"]:
         print(f"Since the run: {changes['deleted']} of its samples deleted, "
               f"{changes['added'] or 0} added to its view")
+    return 0
+
+
+def _cmd_compare(args):
+    from .clustering.compare import compare_runs
+
+    c = compare_runs(_load(args.dataset), args.key_a, args.key_b)
+    print(f"'{c.key_a}' vs '{c.key_b}': {c.shared} shared, ARI {c.ari:.4f}, "
+          f"AMI {c.ami:.4f}")
+    print(f"{'cluster of ' + c.key_a:>16}  {'size':>6}  "
+          f"{'best match in ' + c.key_b:>20}  {'count':>6}  share")
+    for cluster, m in c.best_matches("a").items():
+        print(f"{cluster:>16}  {m['size']:>6}  {m['match']:>20}  "
+              f"{m['count']:>6}  {m['share']:.0%}")
+    return 0
+
+
+def _cmd_assign(args):
+    from .clustering.assign import assign_clusters
+
+    dataset = _load(args.dataset)
+    samples = dataset
+    if args.tag:
+        samples = dataset.match_tags(args.tag)
+    run = assign_clusters(samples, args.key, assigner=args.assigner,
+                          progress=not args.quiet)
+    last = (run.results.get("assigned") or {}).get("last")
+    if not last:
+        print(f"Nothing to place: every sample already has a cluster of "
+              f"run '{args.key}'")
+        return 0
+    print(f"Placed {last['placed']} sample(s) into run '{args.key}' with "
+          f"the {last['assigner']} assigner: {last['noise']} as noise, "
+          f"{last['skipped']} skipped")
+    for cluster, n in sorted(last["per_cluster"].items(),
+                             key=lambda kv: int(kv[0])):
+        print(f"  cluster {cluster}: {n}")
+    print(f"{run.results['assigned']['count']} sample(s) assigned since the "
+          "run was fitted")
+    return 0
+
+
+def _cmd_plot(args):
+    from .clustering.charts import plot_run
+
+    path = plot_run(_load(args.dataset), args.key, kind=args.kind,
+                    path=args.out, gt_field=args.gt_field)
+    print(f"Wrote {path}")
     return 0
 
 
@@ -369,6 +410,9 @@ def build_parser():
     c.add_argument("--method", help="clustering method, e.g. kmeans, hdbscan")
     c.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="method parameter, e.g. n_clusters=10 (repeatable)")
+    c.add_argument("--noise", choices=("keep", "assign"),
+                   help="keep noise as -1 (default) or assign it to the "
+                   "most probable cluster")
     c.add_argument("--normalize", action=argparse.BooleanOptionalAction,
                    default=None, help="L2-normalise embeddings first")
     c.add_argument("--seed", type=int, default=51)
@@ -394,6 +438,35 @@ def build_parser():
     info.add_argument("key")
     info.add_argument("--label-field", default="ground_truth")
     info.set_defaults(func=_cmd_info)
+
+    cmp = sub.add_parser("compare", help="compare two runs (ARI, AMI, "
+                         "which clusters become which)")
+    cmp.add_argument("dataset")
+    cmp.add_argument("key_a")
+    cmp.add_argument("key_b")
+    cmp.set_defaults(func=_cmd_compare)
+
+    asg = sub.add_parser("assign", help="place samples the run has not "
+                         "seen into its clusters")
+    asg.add_argument("dataset")
+    asg.add_argument("key")
+    asg.add_argument("--assigner", default="auto",
+                     choices=("auto", "knn", "svm"))
+    asg.add_argument("--tag", action="append",
+                     help="only samples with this tag (repeatable)")
+    asg.add_argument("--quiet", action="store_true")
+    asg.set_defaults(func=_cmd_assign)
+
+    pl = sub.add_parser("plot", help="draw a run as a PNG chart")
+    pl.add_argument("dataset")
+    pl.add_argument("key")
+    pl.add_argument("--kind", default="scatter",
+                    choices=("scatter", "boundaries", "montage", "axes"))
+    pl.add_argument("--out", help="PNG path (default: the dataset's charts "
+                    "folder)")
+    pl.add_argument("--gt-field", help="also colour the map by this "
+                    "Classification field")
+    pl.set_defaults(func=_cmd_plot)
 
     rn = sub.add_parser("rename", help="rename a run and its fields")
     rn.add_argument("dataset")

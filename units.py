@@ -33,6 +33,8 @@ class Param:
         exclusive_min: whether ``min`` itself is excluded
         choices: allowed values for ``choice``
         nullable: whether ``None`` is allowed
+        auto: whether the string ``"auto"`` is allowed (the unit then
+            chooses the value itself)
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class Param:
         exclusive_min=False,
         choices=None,
         nullable=False,
+        auto=False,
     ):
         if kind not in _KINDS:
             raise ValueError(f"unknown parameter kind {kind!r}")
@@ -58,6 +61,7 @@ class Param:
         self.exclusive_min = exclusive_min
         self.choices = list(choices) if choices else None
         self.nullable = nullable or default is None
+        self.auto = auto
 
     def clean(self, owner, value):
         if value is None or (
@@ -68,6 +72,9 @@ class Param:
             if self.nullable:
                 return None
             raise ParamError(f"{owner}: '{self.name}' is required")
+        if self.auto and isinstance(value, str) and \
+                value.strip().lower() == "auto":
+            return "auto"
 
         parse = getattr(self, "_parse_" + self.kind)
         try:
@@ -107,7 +114,8 @@ class Param:
             bounds.append((">" if self.exclusive_min else "≥") + f" {self.min}")
         if self.max is not None:
             bounds.append(f"≤ {self.max}")
-        return words + (" " + " and ".join(bounds) if bounds else "")
+        words += " " + " and ".join(bounds) if bounds else ""
+        return words + (" or 'auto'" if self.auto else "")
 
     @staticmethod
     def _parse_int(value):
@@ -186,6 +194,7 @@ class Param:
             "max": self.max,
             "choices": self.choices,
             "nullable": self.nullable,
+            "auto": self.auto,
         }
 
 

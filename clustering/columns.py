@@ -7,14 +7,32 @@ import numpy as np
 READ_CHUNK = 20000
 
 
+# The .npy header of the last vector read, its length and dtype: vectors
+# of one field share it, so each is read without parsing it again.
+_npy_header = [None, 0, None]
+
+
 def _decode_vector(value):
-    import fiftyone.core.utils as fou
+    """A stored vector (FiftyOne's zlib-compressed .npy bytes, or a list)
+    as a 1-D numpy array."""
+    import zlib
 
     if value is None:
         return None
-    if isinstance(value, (bytes, bytearray)) or type(value).__name__ == "Binary":
-        return fou.deserialize_numpy_array(bytes(value))
-    return np.asarray(value, dtype=np.float32).ravel()
+    if not isinstance(value, (bytes, bytearray)) and \
+            type(value).__name__ != "Binary":
+        return np.asarray(value, dtype=np.float32).ravel()
+    raw = zlib.decompress(bytes(value))
+    header, length, dtype = _npy_header
+    if header is None or not raw.startswith(header):
+        import io
+
+        with io.BytesIO(raw) as f:
+            array = np.load(f)
+        header_length = len(raw) - array.nbytes
+        _npy_header[:] = [raw[:header_length], header_length, array.dtype]
+        return array.ravel()
+    return np.frombuffer(raw, dtype=dtype, offset=length)
 
 
 def iter_rows(samples, paths, chunk=READ_CHUNK):

@@ -149,6 +149,7 @@ def get_embeddings(
     batch_size=None,
     progress=None,
     executor=None,
+    decode="auto",
 ):
     """Returns :class:`Embeddings` for every sample of ``samples``.
 
@@ -161,7 +162,8 @@ def get_embeddings(
         embedder = get_embedder(embedder)
     field = check_embeddings_field(samples, embedder, field)
     if embedder is None:
-        ids, vectors, skipped = read_vectors(samples, field)
+        ids, vectors, skipped = read_vectors(samples, field,
+                                             progress=progress)
         source = {"embedder": None,
                   "fingerprint": fingerprint_of(samples._dataset, field),
                   "field": field}
@@ -169,7 +171,7 @@ def get_embeddings(
 
     plan = _cache_plan(samples, embedder, field)
     computed = _embed_missing(samples, embedder, field, plan, num_workers,
-                              batch_size, progress, executor)
+                              batch_size, progress, executor, decode)
     ids, vectors, skipped = _assemble(plan, computed)
     source = {"embedder": embedder.spec(),
               "fingerprint": embedder.fingerprint(), "field": field}
@@ -227,7 +229,7 @@ def _cache_plan(samples, embedder, field):
 
 
 def _embed_missing(samples, embedder, field, plan, num_workers, batch_size,
-                   progress, executor):
+                   progress, executor, decode):
     from ..embedders.executors import local_executor
 
     computed = _Computed()
@@ -246,7 +248,8 @@ def _embed_missing(samples, embedder, field, plan, num_workers, batch_size,
                 progress(offset + done, total)
 
         out = run(embedder, chunk, paths, num_workers=num_workers,
-                  batch_size=batch_size, progress=slice_progress)
+                  batch_size=batch_size, progress=slice_progress,
+                  decode=decode)
         new = {}
         for j, sid in enumerate(chunk):
             reason = out.failures.get(j)
@@ -364,6 +367,7 @@ def get_patch_embeddings(
     batch_size=None,
     progress=None,
     executor=None,
+    decode="auto",
 ):
     """Returns :class:`Embeddings` for every object in ``patches_field``,
     keyed by label id, with the sample id of each in ``owners``.
@@ -386,7 +390,7 @@ def get_patch_embeddings(
         embedder = get_embedder(embedder)
         run = executor or local_executor
         out = run(embedder, ids, sources, num_workers=num_workers,
-                  batch_size=batch_size, progress=progress)
+                  batch_size=batch_size, progress=progress, decode=decode)
         vectors = [None if j in out.failures else out.vectors[j]
                    for j in range(len(ids))]
         skipped = {ids[j]: r for j, r in out.failures.items()}

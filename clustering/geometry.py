@@ -31,44 +31,75 @@ class Geometry:
 
     def mean_dist(self):
         """Mean distance to the centre, per cluster."""
-        return np.array(
-            [self.dist[self.labels == c].mean() for c in range(len(self.sizes))]
-        )
+        member = self.labels >= 0
+        totals = np.bincount(self.labels[member], weights=self.dist[member],
+                             minlength=len(self.sizes))
+        return totals / np.maximum(self.sizes, 1)
 
 
 def relabel_by_size(labels):
     """Renumbers clusters so that 0 is the largest (ties keep the method's
     order); noise stays −1. Returns the new labels and the old -> new map."""
-    labels = np.asarray(labels)
+    labels = np.asarray(labels, dtype=np.int64)
     found, counts = np.unique(labels[labels >= 0], return_counts=True)
-    order = sorted(range(len(found)), key=lambda i: (-counts[i], found[i]))
+    # Largest first; ties keep the method's order (found is sorted).
+    order = np.lexsort((found, -counts))
     mapping = {int(found[i]): new for new, i in enumerate(order)}
     out = np.full(labels.shape, -1, dtype=np.int64)
-    for old, new in mapping.items():
-        out[labels == old] = new
+    if len(found):
+        lookup = np.full(int(found.max()) + 1, -1, dtype=np.int64)
+        lookup[found[order]] = np.arange(len(found))
+        member = labels >= 0
+        out[member] = lookup[labels[member]]
     return out, mapping
+
+
+# Rows per chunk when measuring: bounds the float64 working copy.
+MEASURE_CHUNK = 65536
+
+
+def cluster_means(X, labels, k):
+    """``(centres, sizes)``: the mean of each cluster's rows of ``X``
+    (float64), summed chunk by chunk."""
+    d = X.shape[1]
+    sums = np.zeros((k, d))
+    sizes = np.bincount(labels[labels >= 0], minlength=k).astype(np.int64)
+    for start in range(0, len(X), MEASURE_CHUNK):
+        part = labels[start:start + MEASURE_CHUNK]
+        member = part >= 0
+        if not member.any():
+            continue
+        rows = np.asarray(X[start:start + MEASURE_CHUNK][member], np.float64)
+        order = np.argsort(part[member], kind="stable")
+        ordered = part[member][order]
+        firsts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        sums[ordered[firsts]] += np.add.reduceat(rows[order], firsts, axis=0)
+    return sums / np.maximum(sizes, 1)[:, None], sizes
 
 
 def measure(X, labels):
     """Computes the geometry of ``labels`` (already numbered 0..k-1, −1 for
-    noise) over the rows of ``X``."""
-    X = np.asarray(X, dtype=np.float64)
+    noise) over the rows of ``X``, in chunks."""
     k = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
-    sizes = np.bincount(labels[labels >= 0], minlength=k).astype(np.int64)
-    centres = np.zeros((k, X.shape[1]))
-    np.add.at(centres, labels[labels >= 0], X[labels >= 0])
-    centres /= np.maximum(sizes, 1)[:, None]
-
-    member = labels >= 0
-    own = centres[labels[member]]
+    centres, sizes = cluster_means(X, labels, k)
     dist = np.full(len(X), np.nan)
     sim = np.full(len(X), np.nan)
-    dist[member] = np.linalg.norm(X[member] - own, axis=1)
-    norms = np.linalg.norm(X[member], axis=1) * np.linalg.norm(own, axis=1)
-    dots = np.einsum("ij,ij->i", X[member], own)
-    # A zero vector has no direction: its similarity is undefined, not 0.
-    sim[member] = np.where(norms > 0, dots / np.where(norms > 0, norms, 1), np.nan)
+    for start in range(0, len(X), MEASURE_CHUNK):
+        stop = start + MEASURE_CHUNK
+        part = labels[start:stop]
+        member = np.flatnonzero(part >= 0)
+        if not len(member):
+            continue
+        rows = np.asarray(X[start:stop][member], np.float64)
+        own = centres[part[member]]
+        dist[start + member] = np.linalg.norm(rows - own, axis=1)
+        norms = np.linalg.norm(rows, axis=1) * np.linalg.norm(own, axis=1)
+        dots = np.einsum("ij,ij->i", rows, own)
+        # A zero vector has no direction: its similarity is undefined.
+        sim[start + member] = np.where(
+            norms > 0, dots / np.where(norms > 0, norms, 1), np.nan)
 
+    member = labels >= 0
     size = np.empty(len(X), dtype=np.int64)
     size[member] = sizes[labels[member]]
     size[~member] = int((~member).sum())

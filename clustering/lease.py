@@ -216,6 +216,17 @@ class Lease:
             self._lost.set()
             self.check()
 
+    def append_journal(self, name, value):
+        """Appends ``value`` to the list ``journal.<name>``, only while the
+        lease is ours."""
+        self.check()
+        result = self._coll.update_one(
+            {"_id": self._id, "owner": self.owner},
+            {"$push": {f"journal.{name}": value}})
+        if result.matched_count == 0:
+            self._lost.set()
+            self.check()
+
     def journal(self):
         doc = self._coll.find_one({"_id": self._id}, {"journal": 1})
         return (doc or {}).get("journal")

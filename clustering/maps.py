@@ -1,5 +1,13 @@
 """The 2-D map of a run: where each sample sits in the App's Embeddings
-panel, computed from the space that was clustered."""
+panel, computed from the space that was clustered.
+
+A 2-D layout needs to be fit on a few thousand points to show the
+structure, not on all of them: UMAP (or t-SNE) is fit on a uniform sample
+of at most :data:`MAP_SAMPLE` points, and every other point is placed at
+the distance-weighted mean position of its nearest sampled neighbours in
+the clustered space. That keeps the map to a small share of a run at any
+size (``benchmarks/map_cost.py``); the run records how the map was made.
+"""
 
 import numpy as np
 
@@ -7,6 +15,9 @@ from ..units import ParamError
 from .reducers import PCAReducer, TSNEReducer, UMAPReducer
 
 MAP_METHODS = ("auto", "umap", "tsne", "pca", "none")
+MAP_SAMPLE = 5000
+# Sampled neighbours that place each other point.
+PLACE_NEIGHBORS = 10
 
 
 def check_map(map_method):
@@ -16,22 +27,69 @@ def check_map(map_method):
         )
 
 
-def map_points(X, map_method, seed):
-    """2-D points for the Embeddings panel from the clustered space ``X``.
+def map_points(X, map_method, seed, progress=None):
+    """``(points, facts)``: 2-D points for the Embeddings panel from the
+    clustered space ``X``, and how they were made; ``(None, None)`` for
+    ``none`` or fewer than 5 samples.
 
-    ``auto`` reuses ``X`` when it is already 2-D, otherwise runs UMAP (after
-    PCA to 50 dimensions when ``X`` is wider, which keeps it quick).
-    Returns ``None`` for ``none`` or when there are too few samples.
+    ``auto`` reuses ``X`` when it is already 2-D and is UMAP otherwise.
     """
-    if map_method == "none" or len(X) < 5:
-        return None
+    n = len(X)
+    if map_method == "none" or n < 5:
+        return None, None
     if map_method == "auto" and X.shape[1] == 2:
-        return np.asarray(X, dtype=np.float32)
+        return np.asarray(X, dtype=np.float32), {"method": "clustered space"}
     if map_method == "pca":
-        return PCAReducer(n_components=2).fit_transform(X, seed)[0]
-    if map_method == "tsne":
-        return TSNEReducer().fit_transform(X, seed)[0]
+        return (PCAReducer(n_components=2).fit_transform(X, seed)[0],
+                {"method": "pca"})
+    method = "tsne" if map_method == "tsne" else "umap"
+    rng = np.random.default_rng(seed)
     if X.shape[1] > 50:
-        X = PCAReducer(n_components=50).fit_transform(X, seed)[0]
-    umap = UMAPReducer(n_components=2, n_neighbors=15, min_dist=0.1)
-    return umap.fit_transform(X, seed)[0]
+        X = _pca50(X, rng, seed)
+    sample = np.sort(rng.choice(n, MAP_SAMPLE, replace=False)) \
+        if n > MAP_SAMPLE else np.arange(n)
+    layout = TSNEReducer() if method == "tsne" else UMAPReducer(
+        n_components=2, n_neighbors=15, min_dist=0.1)
+    if progress is not None:
+        progress(0.0, f"2-D map: {method} of {len(sample)} points")
+    placed = layout.fit_transform(X[sample], seed)[0]
+    facts = {"method": method, "fitted_on": int(len(sample)),
+             "placed_by_neighbours": int(n - len(sample))}
+    if len(sample) == n:
+        return placed.astype(np.float32), facts
+    if progress is not None:
+        progress(0.8, f"2-D map: placing {n - len(sample)} more points")
+    return _place_rest(X, sample, placed), facts
+
+
+# Rows a wide space's PCA is fit on before the map; then all are projected
+# in chunks, so no copy of the whole space is made.
+PCA_SAMPLE = 50_000
+
+
+def _pca50(X, rng, seed):
+    from sklearn.decomposition import PCA
+
+    rows = rng.choice(len(X), PCA_SAMPLE, replace=False) \
+        if len(X) > PCA_SAMPLE else slice(None)
+    fit_on = X[rows]
+    dims = min(50, fit_on.shape[0], fit_on.shape[1])
+    pca = PCA(n_components=dims, random_state=seed).fit(fit_on)
+    out = np.empty((len(X), dims), dtype=np.float32)
+    for start in range(0, len(X), PCA_SAMPLE):
+        out[start:start + PCA_SAMPLE] = pca.transform(
+            X[start:start + PCA_SAMPLE])
+    return out
+
+
+def _place_rest(X, sample, placed):
+    from .neighbors import Neighbors
+
+    index = Neighbors().fit(X[sample])
+    k = min(PLACE_NEIGHBORS, len(sample))
+    idx, dist = index.search(X, k)
+    weights = 1.0 / (dist.astype(np.float64) + 1e-6)
+    points = (placed[idx] * weights[..., None]).sum(axis=1) / \
+        weights.sum(axis=1, keepdims=True)
+    points[sample] = placed
+    return points.astype(np.float32)

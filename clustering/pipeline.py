@@ -15,8 +15,9 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..embedders import get_embedder
+from ..embedders.images import DECODE_MODES
 from ..units import Param, ParamError
-from . import record, runs
+from . import fitted, record, runs
 from .clusterers import get_clusterer
 from .embeddings import (
     check_embeddings_field,
@@ -26,7 +27,8 @@ from .embeddings import (
 )
 from .geometry import measure, relabel_by_size
 from .maps import check_map, map_points
-from .metrics import compute_metrics
+from .noise import NOISE, assign_noise
+from .quality import external_quality, internal_quality
 from .presets import DEFAULT_PRESET, PRESETS
 from .reducers import get_reducers, l2_normalize
 from .store import Column
@@ -43,6 +45,10 @@ NUM_WORKERS = Param("num_workers", "int", None,
                     "8)", min=1)
 BATCH_SIZE = Param("batch_size", "int", None, "Images per embedding batch",
                    min=1)
+DECODE = Param("decode", "choice", "auto",
+               "Decode images in threads or worker processes (auto: "
+               "processes on machines with 8 or more cores)",
+               choices=DECODE_MODES)
 
 
 class Plan:
@@ -83,7 +89,8 @@ def make_plan(samples, run_key, embedder=None, reducer=None, method=None,
               embeddings_field=None, normalize=None, seed=51, preset=None,
               patches_field=None, field_prefix=None, map="auto",
               overwrite=False, num_workers=None, batch_size=None,
-              executor=None, **params):
+              decode="auto", executor=None, noise="keep", gt_field=None,
+              **params):
     """Validates every choice of a run against ``samples`` before any work;
     raises :class:`~image_clustering.ParamError` naming the first bad
     one."""
@@ -91,6 +98,8 @@ def make_plan(samples, run_key, embedder=None, reducer=None, method=None,
     seed = SEED.clean("compute_clusters", seed)
     num_workers = NUM_WORKERS.clean("compute_clusters", num_workers)
     batch_size = BATCH_SIZE.clean("compute_clusters", batch_size)
+    decode = DECODE.clean("compute_clusters", decode)
+    noise = NOISE.clean("compute_clusters", noise)
     embedder, reducers, clusterer, normalize = resolve_units(
         embedder, reducer, method, embeddings_field, normalize, preset,
         **params)
@@ -106,9 +115,12 @@ def make_plan(samples, run_key, embedder=None, reducer=None, method=None,
         embeddings_field = check_embeddings_field(samples, embedder,
                                                   embeddings_field)
         count = len(samples)
+    truth_path = _truth_path(samples, gt_field, labels_path)
     suffixes = list(record.CLUSTERING_SUFFIXES)
     if map != "none":
         suffixes.append("map")
+    if noise == "assign":
+        suffixes.append("reassigned")
     names = record.field_names(prefix, suffixes, labels_path)
     expect = runs.check_new_run(dataset, run_key, list(names.values()),
                                 overwrite)
@@ -122,8 +134,32 @@ def make_plan(samples, run_key, embedder=None, reducer=None, method=None,
         reducers=reducers, clusterer=clusterer, seed=seed, preset=preset,
         patches_field=patches_field, labels_path=labels_path,
         prefix=prefix, map=map, brain_key=brain_key, expect=expect,
-        num_workers=num_workers, batch_size=batch_size, executor=executor,
+        num_workers=num_workers, batch_size=batch_size, decode=decode,
+        executor=executor, noise=noise, gt_field=gt_field,
+        truth_path=truth_path,
     )
+
+
+def _truth_path(samples, gt_field, labels_path):
+    """The path of the ground-truth labels to score the run against: a
+    Classification field's labels, or, for objects, their own labels."""
+    import fiftyone as fo
+
+    if gt_field is None:
+        return None
+    if labels_path:
+        if gt_field != "label":
+            raise ParamError(
+                "gt_field: an object run is scored against the objects' "
+                "own labels; pass gt_field='label'")
+        return f"{labels_path}.label"
+    field = samples._dataset.get_field(gt_field)
+    if field is None or getattr(field, "document_type", None) is not \
+            fo.Classification:
+        raise ParamError(
+            f"gt_field '{gt_field}' must be a Classification field of "
+            f"dataset '{samples._dataset.name}'")
+    return f"{gt_field}.label"
 
 
 def compute_clusters(
@@ -142,7 +178,10 @@ def compute_clusters(
     overwrite=False,
     num_workers=None,
     batch_size=None,
+    decode="auto",
     executor=None,
+    noise="keep",
+    gt_field=None,
     progress=None,
     **params,
 ):
@@ -180,7 +219,14 @@ def compute_clusters(
             old run stays intact until the new one is complete
         num_workers: image decoding workers
         batch_size: images per embedding batch
+        decode: decode images in ``threads``, worker ``processes``, or
+            ``auto`` (processes on machines with 8 or more cores)
         executor: what runs the embedding (default: this machine)
+        noise: ``keep`` noise as −1, or ``assign`` it to the most probable
+            cluster (marked in the ``reassigned`` field)
+        gt_field: a Classification field to score the clusters against
+            (ARI, AMI, purity, ...), stored with the run; for an object run,
+            ``"label"`` (the objects' own labels)
         progress: ``True`` for a progress bar on stderr, or a callable
             ``progress(fraction, message)``
         **params: parameters of the clustering method
@@ -194,8 +240,8 @@ def compute_clusters(
         embeddings_field=embeddings_field, normalize=normalize, seed=seed,
         preset=preset, patches_field=patches_field,
         field_prefix=field_prefix, map=map, overwrite=overwrite,
-        num_workers=num_workers, batch_size=batch_size, executor=executor,
-        **params,
+        num_workers=num_workers, batch_size=batch_size, decode=decode,
+        executor=executor, noise=noise, gt_field=gt_field, **params,
     )
     report = Reporter(progress)
     timings = Timings()
@@ -205,17 +251,23 @@ def compute_clusters(
         X, reductions = reduce_stage(emb.vectors, plan, report)
     with timings("cluster"):
         fit = cluster_stage(X, plan, report)
+        moved = noise_stage(X, fit, plan)
     with timings("measure"):
-        labels, geo, metrics = measure_stage(X, fit, plan)
+        labels, mapping, geo, metrics = measure_stage(X, fit, plan)
+        external = truth_stage(emb, labels, plan)
+        state = fitted.dumps(fitted.capture(plan, fit, X, labels, mapping,
+                                            emb.ids, plan.seed))
     with timings("map"):
-        points = map_stage(X, plan, report)
+        points, map_facts = map_stage(X, plan, report)
     timings.total = time.time() - started
     config, results, columns = record_stage(
-        plan, emb, reductions, fit, labels, geo, metrics, points, timings)
+        plan, emb, reductions, fit, labels, geo, metrics, points, map_facts,
+        timings, moved, external)
     report(0.95, "writing fields")
     run = runs.write_run(
         samples, run_key, config, results, emb.ids, columns, plan.expect,
         owners=emb.owners, progress=lambda m: report(0.95, m),
+        fitted=state,
     )
     report(1.0, "done")
     return run
@@ -226,7 +278,8 @@ def compute_clusters(
 
 def embed_stage(plan, report):
     """Vectors for every sample (or object) of the plan's collection."""
-    report(0.0, "embedding")
+    verb = "embedded" if plan.embedder is not None else "read"
+    report(0.0, "embedding" if plan.embedder is not None else "reading")
     last_percent = [-1]
 
     def embed_progress(done, total):
@@ -234,10 +287,11 @@ def embed_stage(plan, report):
         percent = 100 * done // max(total, 1)
         if percent != last_percent[0] or done == total:
             last_percent[0] = percent
-            report(0.7 * done / max(total, 1), f"embedded {done} of {total}")
+            report(0.7 * done / max(total, 1), f"{verb} {done} of {total}")
 
     common = dict(num_workers=plan.num_workers, batch_size=plan.batch_size,
-                  progress=embed_progress, executor=plan.executor)
+                  progress=embed_progress, executor=plan.executor,
+                  decode=plan.decode)
     if plan.patches_field:
         emb = get_patch_embeddings(
             plan.samples, plan.patches_field, embedder=plan.embedder,
@@ -262,9 +316,13 @@ def reduce_stage(X, plan, report):
     if plan.normalize:
         X = l2_normalize(X)
     reductions = []
+    share = 0.1 / max(len(plan.reducers), 1)
     for i, unit in enumerate(plan.reducers):
-        report(0.7 + 0.1 * i / len(plan.reducers), unit.label)
-        X, facts = unit.fit_transform(X, plan.seed)
+        start = 0.7 + share * i
+        report(start, unit.label)
+        X, facts = unit.fit_transform(
+            X, plan.seed,
+            progress=lambda f, m, s=start: report(s + share * f, m))
         reductions.append({**unit.spec(), "result": facts})
     return X, reductions
 
@@ -272,28 +330,61 @@ def reduce_stage(X, plan, report):
 def cluster_stage(X, plan, report):
     report(0.8, f"clustering with {plan.clusterer.label}")
     plan.clusterer.check_count(len(X))
-    return plan.clusterer.fit(X, plan.seed)
+    return plan.clusterer.fit(
+        X, plan.seed, progress=lambda f, m: report(0.8 + 0.05 * f, m))
+
+
+def noise_stage(X, fit, plan):
+    """With ``noise="assign"``, gives noise a cluster; returns the mask of
+    the samples moved (``None`` when noise is kept)."""
+    if plan.noise != "assign":
+        return None
+    fit.labels, moved = assign_noise(X, fit.labels, fit.model)
+    return moved
+
+
+def truth_stage(emb, labels, plan):
+    """The clusters scored against ``gt_field``, or ``None``."""
+    if plan.truth_path is None:
+        return None
+    truth = _truth_by_row(plan, emb)
+    return external_quality(labels.tolist(), truth)
+
+
+def _truth_by_row(plan, emb):
+    if plan.labels_path:
+        ids, truth = plan.samples.values(
+            [f"{plan.labels_path}.id", plan.truth_path], unwind=True)
+    else:
+        ids, truth = plan.samples.values(["id", plan.truth_path])
+    by_id = dict(zip(ids, truth))
+    return [by_id.get(i) for i in emb.ids]
 
 
 def measure_stage(X, fit, plan):
-    labels, _ = relabel_by_size(fit.labels)
+    labels, mapping = relabel_by_size(fit.labels)
     geo = measure(X, labels)
-    metrics = compute_metrics(X, labels, seed=plan.seed, stats=fit.stats)
-    return labels, geo, metrics
+    metrics = internal_quality(X, labels, seed=plan.seed,
+                               density=plan.clusterer.density,
+                               stats=fit.stats)
+    return labels, mapping, geo, metrics
 
 
 def map_stage(X, plan, report):
     if plan.map == "none":
-        return None
+        return None, None
     report(0.85, "2-D map")
-    return map_points(X, plan.map, plan.seed)
+    return map_points(X, plan.map, plan.seed,
+                      progress=lambda f, m: report(0.85 + 0.1 * f, m))
 
 
 def record_stage(plan, emb, reductions, fit, labels, geo, metrics, points,
-                 timings):
+                 map_facts, timings, moved=None, external=None):
     """The run's config, results and per-sample columns."""
     values = {"cluster": labels, "dist": geo.dist, "sim": geo.sim,
               "size": geo.size}
+    if moved is not None:
+        values["reassigned"] = moved
     if fit.prob is not None:
         values["prob"] = fit.prob
     if fit.outlier is not None:
@@ -316,10 +407,13 @@ def record_stage(plan, emb, reductions, fit, labels, geo, metrics, points,
         "reducers": [r.spec() for r in plan.reducers],
         "seed": plan.seed,
         "preset": plan.preset,
+        "noise": plan.noise,
+        "gt_field": plan.gt_field,
         "fields": names,
         "patches": {"field": plan.patches_field, "path": plan.labels_path}
         if plan.patches_field else None,
-        "map": {"method": plan.map, "brain_key": plan.brain_key}
+        "map": {"method": plan.map, "brain_key": plan.brain_key,
+                "layout": map_facts}
         if points is not None else None,
         "libraries": _library_versions(),
     }
@@ -334,6 +428,9 @@ def record_stage(plan, emb, reductions, fit, labels, geo, metrics, points,
         },
         "timings": timings.as_dict(),
         "skipped": _skipped_summary(plan, emb),
+        "sweep": fit.sweep,
+        "external": _plain(external),
+        "reassigned": int(moved.sum()) if moved is not None else None,
     }
     return config, results, columns
 
@@ -368,7 +465,7 @@ def _skipped_summary(plan, emb):
 
 class Reporter:
     """Forwards ``(fraction, message)`` to the caller's progress callback
-    (``True`` draws a bar on stderr)."""
+    (``True`` draws a bar on stderr); the fraction never moves back."""
 
     def __init__(self, callback):
         if callback is True:
@@ -376,10 +473,12 @@ class Reporter:
 
             callback = ProgressBar()
         self.callback = callback or None
+        self.last = 0.0
 
     def __call__(self, fraction, message):
+        self.last = min(max(fraction, self.last), 1.0)
         if self.callback is not None:
-            self.callback(min(max(fraction, 0.0), 1.0), message)
+            self.callback(self.last, message)
 
 
 class Timings:

@@ -2,8 +2,8 @@
 
 Each reducer is a unit with ``fit_transform(X, seed)`` returning the reduced
 array and a small dict of facts worth storing with the run (the components
-PCA kept, the variance they explain, ...). scikit-learn and umap are
-imported only when a reducer runs.
+PCA kept, the variance they explain, ...); the fitted model is kept in
+``model_``. scikit-learn and umap are imported only when a reducer runs.
 """
 
 import numpy as np
@@ -11,10 +11,14 @@ import numpy as np
 from ..units import Param, ParamError, Unit, build_unit
 
 DISTANCE_METRICS = ("euclidean", "cosine", "manhattan", "correlation")
+# Metrics whose neighbour graph comes from faiss; others use umap's own.
+NEIGHBOR_METRICS = ("euclidean", "cosine")
 
 
 class Reducer(Unit):
-    def fit_transform(self, X, seed):
+    model_ = None
+
+    def fit_transform(self, X, seed, progress=None):
         raise NotImplementedError
 
 
@@ -43,7 +47,7 @@ class PCAReducer(Reducer):
                 f"fraction between 0 and 1, got {k!r}"
             )
 
-    def fit_transform(self, X, seed):
+    def fit_transform(self, X, seed, progress=None):
         from sklearn.decomposition import PCA
 
         k = self.params["n_components"]
@@ -53,6 +57,7 @@ class PCAReducer(Reducer):
             n_components=k, whiten=self.params["whiten"], random_state=seed
         )
         Y = pca.fit_transform(X)
+        self.model_ = pca
         return Y.astype(np.float32), {
             "n_components": int(pca.n_components_),
             "explained_variance": float(pca.explained_variance_ratio_.sum()),
@@ -88,9 +93,12 @@ class UMAPReducer(Reducer):
         ),
     )
 
-    def fit_transform(self, X, seed):
-        import umap
+    def fit_transform(self, X, seed, progress=None):
+        import warnings
 
+        from .umap_runtime import load_umap
+
+        umap = load_umap()
         n = X.shape[0]
         n_neighbors = min(self.params["n_neighbors"], n - 1)
         n_components = self.params["n_components"]
@@ -99,17 +107,38 @@ class UMAPReducer(Reducer):
                 f"umap: 'n_components' ({n_components}) must be smaller "
                 f"than the number of samples minus one ({n - 1})"
             )
+        metric = self.params["metric"]
+        knn = (None, None, None)
+        # The neighbour graph comes from faiss (exact below 200,000 points):
+        # umap's own way calls a Python distance function for every pair of
+        # points below 4,096 of them (minutes), and compiles its neighbour
+        # descent afresh in every process above.
+        if metric in NEIGHBOR_METRICS:
+            from .neighbors import knn_graph
+
+            if progress is not None:
+                progress(0.0, f"UMAP: {n_neighbors} nearest neighbours of "
+                         f"{n} points")
+            knn = knn_graph(X, n_neighbors, metric=metric, seed=seed or 0)
+        if progress is not None:
+            progress(0.3, f"UMAP: laying out {n} points in {n_components}-D")
         model = umap.UMAP(
             n_components=n_components,
             n_neighbors=n_neighbors,
             min_dist=self.params["min_dist"],
-            metric=self.params["metric"],
+            metric=metric,
             random_state=seed,
             # With a seed umap runs single-threaded anyway; saying so keeps
             # it from warning on every run.
             n_jobs=1 if seed is not None else -1,
+            precomputed_knn=knn,
+            force_approximation_algorithm=knn[0] is not None,
         )
-        Y = model.fit_transform(X)
+        with warnings.catch_warnings():
+            # The faiss index stands in for pynndescent's (see neighbors).
+            warnings.filterwarnings("ignore", message=".*NNDescent.*")
+            Y = model.fit_transform(X)
+        self.model_ = model
         return Y.astype(np.float32), {"n_neighbors": n_neighbors}
 
 
@@ -136,7 +165,7 @@ class TSNEReducer(Reducer):
         Param("max_iter", "int", 1000, "Optimisation steps", min=250),
     )
 
-    def fit_transform(self, X, seed):
+    def fit_transform(self, X, seed, progress=None):
         from sklearn.manifold import TSNE
 
         n = X.shape[0]

@@ -79,6 +79,11 @@ class ClusterRun:
         stages = [json_util.loads(s) for s in self._view_stages]
         return fov.DatasetView._build(self._dataset, stages)
 
+    def clustered(self):
+        """The samples that have a cluster of this run: those it clustered
+        and those placed into it since (:meth:`assign`)."""
+        return self._dataset.exists(self.fields["cluster"])
+
     def members(self, extra=None):
         """Flat lists over everything the run clustered (samples, or objects
         of an object run): ``id``, ``sample_id``, ``filepath``, ``cluster``,
@@ -88,7 +93,8 @@ class ClusterRun:
                   "dist": self.fields["dist"], **(extra or {})}
         labels_path = self.labels_path
         if not labels_path:
-            cols = self.view().values(["id", "filepath", *wanted.values()])
+            cols = self.clustered().values(
+                ["id", "filepath", *wanted.values()])
             out = {"id": cols[0], "sample_id": cols[0], "filepath": cols[1]}
             out.update({name: cols[2 + i] for i, name in enumerate(wanted)})
             return out
@@ -119,14 +125,14 @@ class ClusterRun:
         order. For an object run, the same over the patches."""
         from fiftyone import ViewField as F
 
-        cf, df, sf = (self.fields["cluster"], self.fields["dist"],
-                      self.fields["size"])
-        view = self.view()
+        cf, df = self.fields["cluster"], self.fields["dist"]
         if self.patches_field:
             pf = self.patches_field
-            view = view.to_patches(pf)
-            cf, df, sf = (f"{pf}.{f.rsplit('.', 1)[-1]}" for f in (cf, df, sf))
-        view = view.exists(cf)
+            view = self.view().to_patches(pf)
+            cf, df = (f"{pf}.{f.rsplit('.', 1)[-1]}" for f in (cf, df))
+            view = view.exists(cf)
+        else:
+            view = self.clustered()
         if cluster is not None:
             return view.match(F(cf) == int(cluster)).sort_by(df)
         if not include_noise:
@@ -144,27 +150,74 @@ class ClusterRun:
 
         return nearest_to_centre(self.members(), per_cluster)
 
+    # -- quality and comparison ------------------------------------------------
+
+    @property
+    def sweep(self):
+        """The automatic choice of k (or of HDBSCAN's smallest cluster), as
+        plain JSON, or ``None`` when it was given."""
+        return self.results.get("sweep")
+
+    def score(self, gt_field="ground_truth"):
+        """The clusters scored against ground truth (ARI, AMI, homogeneity,
+        completeness, V-measure, purity and the top class of each cluster):
+        ``gt_field``'s labels, or for an object run the objects' own
+        labels. ``None`` when there are none."""
+        from .quality import external_quality
+
+        if self.labels_path:
+            path = f"{self.labels_path}.label"
+        else:
+            field = self._dataset.get_field(gt_field) if gt_field else None
+            if field is None or not hasattr(field, "document_type") or \
+                    "label" not in field.document_type._fields:
+                return None
+            path = f"{gt_field}.label"
+        m = self.members(extra={"truth": path})
+        return external_quality(m["cluster"], m["truth"])
+
+    def assign(self, samples, assigner="auto", **kwargs):
+        """Places ``samples`` into this run's clusters (see
+        :func:`~image_clustering.assign_clusters`); returns the updated
+        run."""
+        from .assign import assign_clusters
+
+        return assign_clusters(samples, self.key, assigner=assigner,
+                               **kwargs)
+
+    def compare(self, other_key):
+        """This run against run ``other_key``: a
+        :class:`.compare.RunComparison`."""
+        from .compare import compare_runs
+
+        return compare_runs(self._dataset, self.key, other_key)
+
     # -- change since the run ---------------------------------------------------
 
     def changes(self):
         """How the run's samples have changed since it was computed:
-        ``deleted`` (clustered samples or objects that are gone) and
-        ``added`` (samples in the run's view that it never saw)."""
+        ``deleted`` (clustered samples or objects that are gone), ``added``
+        (samples in the run's view that it never saw nor placed) and
+        ``assigned`` (samples placed into it since)."""
+        from fiftyone import ViewField as F
+
         m = self.metrics
-        clustered_then = m["n_samples"]
-        skipped_then = self.skipped["count"]
-        view = self.view()
         cf = self.fields["cluster"]
+        assigned = (self.results.get("assigned") or {}).get("count", 0)
         if self.labels_path:
-            present = view.count(cf)
-            return {"deleted": max(0, clustered_then - present), "added": None}
-        present = view.exists(cf).count()
-        total_now = len(view)
-        added = max(0, total_now - present - skipped_then)
-        assigned = self.results.get("assigned", {}).get("count", 0)
+            present = self.view().count(cf)
+            return {"deleted": max(0, m["n_samples"] - present),
+                    "added": None, "assigned": 0}
+        af = self.fields.get("assigned")
+        fit = self.clustered()
+        if af is not None:
+            fit = fit.match(F(af) != True)  # noqa: E712 (a query)
+        view = self.view()
+        unseen = view.match(~F(cf).exists()).count()
         return {
-            "deleted": max(0, clustered_then + assigned - present),
-            "added": added,
+            "deleted": max(0, m["n_samples"] - fit.count()),
+            "added": max(0, unseen - self.skipped["count"]),
+            "assigned": assigned,
         }
 
     def info(self):

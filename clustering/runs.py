@@ -162,7 +162,7 @@ def check_brain_key(dataset, key, brain_key):
 
 
 def write_run(samples, key, config, results, rows, columns, expect,
-              owners=None, progress=None):
+              owners=None, progress=None, fitted=None):
     """Stores a computed run (new, or replacing the record ``expect``) and
     shows it in the App. Returns the :class:`.results.ClusterRun`.
 
@@ -174,6 +174,8 @@ def write_run(samples, key, config, results, rows, columns, expect,
             ids with ``owners`` the sample id of each)
         columns: a list of :class:`.store.Column`
         expect: the record id the caller validated against
+        fitted: the bytes of the run's fitted stages (:mod:`.fitted`), kept
+            with the record
     """
     labels_path = record.labels_path_of(config)
     single = bool(labels_path) and labels_path == \
@@ -189,8 +191,17 @@ def write_run(samples, key, config, results, rows, columns, expect,
                                           "lock_wait": round(lease.waited, 3)}}
         try:
             tx.begin()
-            keys = tx.stage_rows(rows, columns, owners)
-            tx.stage_record(samples, config, results)
+            keys = tx.stage_rows(rows, columns, owners, progress=progress)
+            attachments = []
+            if fitted is not None:
+                from .fitted import FORMAT
+
+                attachments.append(tx.stage_attachment(fitted, "fitted"))
+                results = {**results, "fitted": {
+                    "file": attachments[0], "bytes": len(fitted),
+                    "format": FORMAT}}
+            tx.stage_record(samples, config, results,
+                            attachments=attachments)
         except BaseException:
             tx.abort()
             raise
@@ -203,7 +214,9 @@ def write_run(samples, key, config, results, rows, columns, expect,
                 tx.drop_field(path)
         tx.point(key, tx.new_record)
         tx.drop_record(expect)
-        tx.commit()
+        tx.commit(progress=progress)
+        if progress is not None:
+            progress("writing: checking every field")
         store.verify(dataset, {c.path: tx.staged_counts[c.path]
                                for c in columns}, labels_path, single)
         run = load_run(dataset, key)
@@ -222,6 +235,53 @@ def _present(dataset, run, replaced=None):
     except Exception as e:
         logger.warning("Run '%s' is stored, but showing it in the App "
                        "failed (%s); run repair to try again", run.key, e)
+
+
+def amend_run(samples, run, rows, columns, results, config=None,
+              replace=False, progress=None):
+    """Writes more fields of ``run`` (a :class:`.results.ClusterRun` as the
+    caller loaded it) and its updated results, in one transaction: with
+    ``replace`` the given fields are replaced whole, else the rows given
+    are added or updated and the others kept. Fails cleanly if another
+    process changed the run since it was loaded. Returns the updated
+    run."""
+    config = dict(config or run.config)
+    config["fields"] = {**run.fields, **{c.suffix: c.path for c in columns}}
+    labels_path = run.labels_path
+    single = bool(labels_path) and labels_path == run.patches_field
+    with store.locked(samples, f"updating run '{run.key}'",
+                      progress=progress) as lease:
+        dataset = lease.dataset
+        tx = store.Transaction(lease, run.key, run.record_id)
+        check_field_owners(dataset, run.key, [c.path for c in columns])
+        owners = None
+        if labels_path:
+            owners = _owners_of(run, rows)
+        attachments = store.attachments_of(run.record_id)
+        try:
+            tx.begin()
+            keys = tx.stage_rows(rows, columns, owners, progress=progress)
+            tx.stage_record(None, config, results, timestamp=run.timestamp,
+                            view_stages=run._view_stages,
+                            attachments=attachments)
+        except BaseException:
+            tx.abort()
+            raise
+        for c in columns:
+            tx.declare(c.suffix, c.path, run.key, run.run_id)
+        tx.merge(keys, labels_path, single, replace=replace)
+        tx.point(run.key, tx.new_record)
+        tx.drop_record(run.record_id, keep=attachments)
+        tx.commit(progress=progress)
+        updated = load_run(dataset, run.key)
+        _present(dataset, updated)
+        return updated
+
+
+def _owners_of(run, label_ids):
+    m = run.members()
+    owner = dict(zip(m["id"], m["sample_id"]))
+    return [owner[i] for i in label_ids]
 
 
 def _replaced_config(dataset, key, expect):
@@ -256,11 +316,13 @@ def rename_run(samples, key, new_key):
                             for s, p in run.fields.items()}
         tx = store.Transaction(lease, key, run.record_id,
                                record_key=new_key)
+        attachments = store.attachments_of(run.record_id)
         try:
             tx.begin()
             tx.stage_record(None, config, run.results,
                             timestamp=run.timestamp,
-                            view_stages=run._view_stages)
+                            view_stages=run._view_stages,
+                            attachments=attachments)
         except BaseException:
             tx.abort()
             raise
@@ -273,7 +335,7 @@ def rename_run(samples, key, new_key):
         for old_path in renames:
             tx.drop_field(old_path)
         tx.point(new_key, tx.new_record, unset=[key])
-        tx.drop_record(run.record_id)
+        tx.drop_record(run.record_id, keep=attachments)
         tx.commit()
         presentation.hide(lease.dataset, key, run.config)
         _present(lease.dataset, load_run(lease.dataset, new_key))

@@ -161,6 +161,8 @@ def _roll_back(journal):
         _delete_record_doc(_oid(journal["record"]))
     if journal.get("results"):
         _fs().delete(_oid(journal["results"]))
+    for attachment in journal.get("attachments") or []:
+        _fs().delete(_oid(attachment))
 
 
 def _roll_forward(lease, journal):
@@ -247,7 +249,7 @@ class Transaction:
             "pid": os.getpid(),
         }})
 
-    def stage_rows(self, ids, columns, owners=None):
+    def stage_rows(self, ids, columns, owners=None, progress=None):
         """Stages ``columns`` for the rows ``ids`` (sample ids, or label ids
         with ``owners`` the sample id of each)."""
         coll = _db()[self.stage]
@@ -272,15 +274,27 @@ class Transaction:
                         counts[c.path] += 1
             if docs:
                 coll.insert_many(docs, ordered=False)
+            if progress is not None:
+                progress(f"writing: staged {stop:,} of {n:,}")
         if owners is not None:
             coll.create_index("s")
         self.staged_counts.update(counts)
         return keys
 
+    def stage_attachment(self, blob, kind):
+        """Writes a large binary the run keeps (its fitted stages) to
+        GridFS, its id journalled first; returns the id as a string."""
+        attachment = _new_oid()
+        self.lease.append_journal("attachments", str(attachment))
+        _fs().put(blob, _id=attachment, metadata={
+            "image_clustering": kind, "dataset_id": self.dataset._doc.id})
+        return str(attachment)
+
     def stage_record(self, view, config, results, timestamp=None,
-                     view_stages=None):
+                     view_stages=None, attachments=()):
         """Writes the new run document (and its results in GridFS), which
-        nothing points to yet. Both ids are journalled first."""
+        nothing points to yet. Both ids are journalled first.
+        ``attachments`` are the GridFS ids the record owns."""
         from bson import json_util
         import fiftyone.constants as foc
         import fiftyone.core.runs as fors
@@ -303,7 +317,7 @@ class Transaction:
             "view_stages": (_view_stages(view) if view_stages is None
                             else view_stages),
             "results": results_oid,
-            "results_meta": {},
+            "results_meta": {"attachments": list(attachments)},
         })
         return record_oid
 
@@ -343,15 +357,18 @@ class Transaction:
                            "record": str(record_oid) if record_oid else None,
                            "unset": list(unset)})
 
-    def drop_record(self, record_oid):
+    def drop_record(self, record_oid, keep=()):
+        """Removes a record and the attachments it owns, except ``keep``
+        (those the new record owns too)."""
         if record_oid is not None:
             self.steps.append({"op": "drop_record",
-                               "record": str(record_oid)})
+                               "record": str(record_oid),
+                               "keep": list(keep)})
 
     # -- commit --------------------------------------------------------------
 
-    def commit(self):
-        """The commit point, then the swap and its verification."""
+    def commit(self, progress=None):
+        """The commit point, then the swap."""
         if self.stage is not None:
             self.steps.append({"op": "drop_stage", "stage": self.stage})
         self.lease.update_journal({
@@ -360,6 +377,9 @@ class Transaction:
         # The single atomic update after which the change always completes.
         self.lease.update_journal({"journal.state": "committed"})
         for i, step in enumerate(self.steps):
+            if progress is not None:
+                progress(f"writing: {_STEP_WORDS[step['op']]} "
+                         f"({i + 1} of {len(self.steps)})")
             _apply(self.dataset, step)
             self.lease.update_journal({"journal.next": i + 1})
         self.lease.update_journal({"journal": None})
@@ -371,6 +391,18 @@ class Transaction:
         journal = self.lease.journal() or {}
         _roll_back(journal)
         self.lease.update_journal({"journal": None})
+
+
+_STEP_WORDS = {
+    "declare": "declaring fields",
+    "merge": "merging values into the samples",
+    "strip": "removing values the run no longer has",
+    "drop_field": "removing replaced fields",
+    "rename_values": "renaming values",
+    "point": "switching the run key",
+    "drop_record": "removing the replaced record",
+    "drop_stage": "removing the staging collection",
+}
 
 
 def _new_oid():
@@ -420,7 +452,7 @@ def _apply(dataset, step):
     elif op == "point":
         _point(dataset, step)
     elif op == "drop_record":
-        _delete_record_doc(_oid(step["record"]))
+        _delete_record_doc(_oid(step["record"]), keep=step.get("keep", ()))
     elif op == "drop_stage":
         _db().drop_collection(step["stage"])
     else:
@@ -632,13 +664,35 @@ def _point(dataset, step):
     _db().datasets.update_one({"_id": dataset._doc.id}, update)
 
 
-def _delete_record_doc(record_oid):
-    doc = _db().runs.find_one({"_id": record_oid}, {"results": 1})
+def _delete_record_doc(record_oid, keep=()):
+    doc = _db().runs.find_one({"_id": record_oid},
+                              {"results": 1, "results_meta": 1})
     if doc is None:
         return
+    for attachment in (doc.get("results_meta") or {}).get("attachments", []):
+        if attachment not in keep:
+            _fs().delete(_oid(attachment))
     if doc.get("results") is not None:
         _fs().delete(doc["results"])
     _db().runs.delete_one({"_id": record_oid})
+
+
+def attachments_of(record_oid):
+    doc = _db().runs.find_one({"_id": record_oid}, {"results_meta": 1})
+    return list(((doc or {}).get("results_meta") or {}).get("attachments",
+                                                            []))
+
+
+def read_attachment(attachment):
+    """The bytes of a run's attachment; raises ``StoreError`` when it is
+    missing."""
+    import gridfs
+
+    try:
+        return _fs().get(_oid(attachment)).read()
+    except gridfs.errors.NoFile:
+        raise StoreError(f"the run's stored data {attachment} is missing; "
+                         "run repair, or compute the run again") from None
 
 
 # -- verification ---------------------------------------------------------
@@ -712,6 +766,7 @@ def repair(lease):
     report += _drop_staging_fields(dataset)
     report += _drop_orphan_records(dataset)
     report += _drop_orphan_stages(dataset)
+    report += _drop_orphan_attachments(dataset)
     dataset.reload()
     dataset._run_cache.clear()
     return report
@@ -757,6 +812,23 @@ def _drop_orphan_records(dataset):
         _delete_record_doc(doc["_id"])
         out.append(f"removed an unreferenced record of run "
                    f"'{doc.get('key')}'")
+    return out
+
+
+def _drop_orphan_attachments(dataset):
+    """Attachments of this dataset's runs that no record owns."""
+    owned = set()
+    for doc in _db().runs.find({"_dataset_id": dataset._doc.id},
+                               {"results_meta": 1}):
+        owned.update((doc.get("results_meta") or {}).get("attachments", []))
+    out = []
+    for f in _db()["fs.files"].find(
+            {"metadata.dataset_id": dataset._doc.id,
+             "metadata.image_clustering": {"$exists": True}}, {"_id": 1}):
+        if str(f["_id"]) not in owned:
+            _fs().delete(f["_id"])
+            out.append(f"removed stored data {f['_id']} of a run that no "
+                       "longer exists")
     return out
 
 

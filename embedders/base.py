@@ -44,15 +44,18 @@ class Embedder(Unit):
         """The default sample field that caches this embedder's vectors."""
         raise NotImplementedError
 
-    def embed(self, paths, num_workers=None, batch_size=None, progress=None):
+    def embed(self, paths, num_workers=None, batch_size=None, progress=None,
+              decode="auto"):
         """Embeds image files.
 
         Args:
             paths: a list of file paths, or of
                 :class:`~.images.Crop` regions of them
-            num_workers: decoding threads (default: up to 8, one per core)
+            num_workers: decoding workers (default: up to 8, one per core)
             batch_size: images per forward pass, where that applies
             progress: an optional callable ``progress(done, total)``
+            decode: ``threads``, ``processes`` or ``auto`` (processes on
+                machines with many cores)
 
         Returns:
             an :class:`Embedded`
@@ -61,7 +64,7 @@ class Embedder(Unit):
 
 
 def embed_in_batches(paths, decode, run_batch, batch_size, num_workers=None,
-                     progress=None):
+                     progress=None, mode="auto"):
     """The loop every embedder shares: ``decode(path)`` runs in worker
     threads a few batches ahead, ``run_batch(list of decoded items)`` turns
     each batch's decodable items into a ``(k, d)`` array, and failures keep
@@ -75,10 +78,11 @@ def embed_in_batches(paths, decode, run_batch, batch_size, num_workers=None,
     failures = {}
     done = 0
     for start, items, failed in iter_decoded(
-        paths, decode, batch_size=batch_size, num_workers=num_workers
+        paths, decode, batch_size=batch_size, num_workers=num_workers,
+        mode=mode,
     ):
         failures.update({start + j: r for j, r in failed.items()})
-        ok = [j for j, item in enumerate(items) if item is not None]
+        ok = [j for j in range(len(items)) if j not in failed]
         if ok:
             out = np.asarray(run_batch([items[j] for j in ok]), np.float32)
             out = out.reshape(len(ok), -1)

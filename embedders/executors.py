@@ -4,7 +4,8 @@ same :class:`~.base.Embedded`, row for row."""
 
 
 def local_executor(embedder, ids, sources, num_workers=None, batch_size=None,
-                   progress=None):
+                   progress=None, decode="auto"):
     """Embeds ``sources`` (file paths or crops; ``ids`` name them) here."""
     return embedder.embed(sources, num_workers=num_workers,
-                          batch_size=batch_size, progress=progress)
+                          batch_size=batch_size, progress=progress,
+                          decode=decode)

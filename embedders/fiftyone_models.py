@@ -34,6 +34,10 @@ def load_zoo_model(name):
         return _ZOO[name]
 
 
+def _rgb_array(path):
+    return np.asarray(load_source(path, "RGB"))
+
+
 class FiftyOneModelEmbedder(Embedder):
     """Embeds with a FiftyOne model: a zoo model name, or a
     ``fiftyone.core.models.Model`` with embeddings plus a ``model_id`` that
@@ -91,10 +95,11 @@ class FiftyOneModelEmbedder(Embedder):
         slug = re.sub(r"[^0-9a-z]+", "_", self.params["model_id"].lower())
         return f"fiftyone_{slug.strip('_')}_embedding"
 
-    def embed(self, paths, num_workers=None, batch_size=None, progress=None):
+    def embed(self, paths, num_workers=None, batch_size=None, progress=None,
+              decode="threads"):
+        # Images of any size go to the model as they are: threads only.
         model = self._model()
-        decode = lambda path: np.asarray(load_source(path, "RGB"))
         with model:
-            return embed_in_batches(paths, decode, model.embed_all,
+            return embed_in_batches(paths, _rgb_array, model.embed_all,
                                     batch_size or 16, num_workers=num_workers,
                                     progress=progress)

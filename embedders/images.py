@@ -209,19 +209,47 @@ def _attempt(decode, path):
         return None, str(e)
 
 
-def iter_decoded(paths, decode, batch_size=64, num_workers=None, prefetch=2):
+DECODE_MODES = ("auto", "threads", "processes")
+# From this many cores on, threads are capped by the GIL and processes pay.
+PROCESS_DECODE_CORES = 8
+# Starting worker processes costs a second or two: not for a few images.
+PROCESS_DECODE_MIN_IMAGES = 1000
+
+
+def decode_mode(decode, mode, n):
+    """``threads`` or ``processes`` for ``mode`` (``auto`` chooses)."""
+    eligible = getattr(decode, "item_shape", None) is not None and \
+        type(decode).__module__.startswith("image_clustering.")
+    if mode == "processes":
+        return "processes" if eligible else "threads"
+    if mode == "auto" and eligible and n >= PROCESS_DECODE_MIN_IMAGES and \
+            (os.cpu_count() or 1) >= PROCESS_DECODE_CORES:
+        return "processes"
+    return "threads"
+
+
+def iter_decoded(paths, decode, batch_size=64, num_workers=None, prefetch=2,
+                 mode="auto"):
     """Decodes ``paths`` in parallel, yielding one batch at a time.
 
-    ``decode(path)`` runs in worker threads and may raise
-    :class:`ImageDecodeError`. At most ``prefetch`` batches are decoded ahead
-    of the consumer, which bounds memory on large datasets.
+    ``decode(path)`` runs in worker threads (or, see :func:`decode_mode`,
+    worker processes) and may raise :class:`ImageDecodeError`. At most
+    ``prefetch`` batches are decoded ahead of the consumer, which bounds
+    memory on large datasets.
 
     Yields:
         ``(start, items, failures)``: the index of the batch's first path,
-        the decoded items in order (``None`` where decoding failed), and a
+        the decoded items in order (a list with ``None`` where decoding
+        failed, or an array whose failed rows are to be ignored), and a
         dict of batch-local index -> reason
     """
     workers = num_workers or default_num_workers()
+    if decode_mode(decode, mode, len(paths)) == "processes":
+        from .decode_processes import iter_decoded_in_processes
+
+        yield from iter_decoded_in_processes(
+            paths, decode, decode.item_shape, batch_size, workers, prefetch)
+        return
     # A file may have changed since an earlier call decoded it.
     _decoded.clear()
     try:

@@ -44,15 +44,26 @@ class PixelEmbedder(Embedder):
     def field_name(self):
         return f"pixels{self.params['size']}_embedding"
 
-    def _decode(self, path):
-        side = self.params["size"]
+    def embed(self, paths, num_workers=None, batch_size=None, progress=None,
+              decode="auto"):
+        return embed_in_batches(paths, PixelDecode(self.params["size"]),
+                                np.stack, batch_size or 256,
+                                num_workers=num_workers, progress=progress,
+                                mode=decode)
+
+
+class PixelDecode:
+    """One image file (or crop) to its flattened thumbnail; a class so that
+    worker processes can receive it."""
+
+    def __init__(self, side):
+        self.side = side
+        self.item_shape = (side * side,)
+
+    def __call__(self, path):
+        side = self.side
         # Decode JPEGs at no less than twice the thumbnail, so the resize
         # can still antialias.
         im = load_source(path, mode="L", size=(2 * side, 2 * side))
         im = im.resize((side, side), Image.Resampling.BILINEAR)
         return np.asarray(im, dtype=np.float32).ravel() / 255.0
-
-    def embed(self, paths, num_workers=None, batch_size=None, progress=None):
-        return embed_in_batches(paths, self._decode, np.stack,
-                                batch_size or 256, num_workers=num_workers,
-                                progress=progress)

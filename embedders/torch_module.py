@@ -88,7 +88,8 @@ class TorchModuleEmbedder(Embedder):
         cls = type(self.params["module"]).__name__.lower()
         return f"torch_{cls}_{self._digest[:8]}_embedding"
 
-    def embed(self, paths, num_workers=None, batch_size=None, progress=None):
+    def embed(self, paths, num_workers=None, batch_size=None, progress=None,
+              decode="auto"):
         device = resolve_device(self.params["device"])
         dtype = resolve_dtype(self.params["precision"], device)
         if self._placed is None or self._placed[0] != (device, dtype):
@@ -104,4 +105,4 @@ class TorchModuleEmbedder(Embedder):
 
         return embed_with(forward, self._preprocess, paths, device, dtype,
                           num_workers=num_workers, batch_size=batch_size,
-                          progress=progress)
+                          progress=progress, decode=decode)

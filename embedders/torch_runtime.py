@@ -156,11 +156,27 @@ class Preprocess:
         }
 
 
+class ModelDecode:
+    """One image file (or crop) to the model's input array; a class so that
+    worker processes can receive it."""
+
+    def __init__(self, preprocess):
+        self.preprocess = preprocess
+        self.item_shape = preprocess.output_shape()
+
+    def __call__(self, path):
+        return self.preprocess(
+            load_source(path, "RGB", size=self.preprocess.decode_size)
+        )
+
+
 def embed_with(forward, preprocess, paths, device, dtype, num_workers=None,
-               batch_size=None, progress=None):
+               batch_size=None, progress=None, decode="auto"):
     """Runs ``forward(batch_tensor) -> (n, d) tensor`` over the images in
     ``paths``, decoding and preprocessing the next batches in worker
-    threads while the current one runs."""
+    threads (or processes) while the current one runs. On CUDA, JPEG files
+    are decoded and preprocessed on the GPU (:mod:`.gpu_decode`) when
+    torchvision's nvJPEG decoder is there."""
     import torch
 
     if preprocess.output_shape() is None:
@@ -170,18 +186,20 @@ def embed_with(forward, preprocess, paths, device, dtype, num_workers=None,
         )
     batch_size = batch_size or (64 if device == "cuda" else 16)
 
-    def decode(path):
-        return preprocess(
-            load_source(path, "RGB", size=preprocess.decode_size)
-        )
-
     def run_batch(items):
         batch = torch.from_numpy(np.stack(items))
         return forward(batch.to(device=device, dtype=dtype)).float().cpu()
 
     with torch.inference_mode():
-        return embed_in_batches(paths, decode, run_batch, batch_size,
-                                num_workers=num_workers, progress=progress)
+        if device == "cuda":
+            from . import gpu_decode
+
+            if gpu_decode.available():
+                return gpu_decode.embed(forward, preprocess, paths, dtype,
+                                        batch_size, num_workers, progress)
+        return embed_in_batches(paths, ModelDecode(preprocess), run_batch,
+                                batch_size, num_workers=num_workers,
+                                progress=progress, mode=decode)
 
 
 def weights_digest(module):

@@ -116,12 +116,14 @@ class TransformersEmbedder(Embedder):
         suffix = "".join(f"_{v}" for v in self._output_spec().values())
         return f"{self.name}_{_slug(self.params['model'])}{suffix}_embedding"
 
-    def embed(self, paths, num_workers=None, batch_size=None, progress=None):
+    def embed(self, paths, num_workers=None, batch_size=None, progress=None,
+              decode="auto"):
         device, dtype, (model, preprocess) = self._loaded()
         return embed_with(
             lambda batch: self._forward(model, batch),
             preprocess, paths, device, dtype,
             num_workers=num_workers, batch_size=batch_size, progress=progress,
+            decode=decode,
         )
 
 

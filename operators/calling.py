@@ -2,12 +2,16 @@
 
 import fiftyone.operators as foo
 
+from .base import RAISE_ERRORS
+
 
 def call(operator, sample_collection, params, delegate=False,
          delegation_target=None):
     """Executes ``operator`` on ``sample_collection`` (a dataset or view)
     through FiftyOne's executor, immediately or queued for a delegated
-    service. Returns the :class:`fiftyone.operators.ExecutionResult`."""
+    service. Returns the :class:`fiftyone.operators.ExecutionResult`; a
+    failure is raised."""
+    params = {**params, RAISE_ERRORS: True}
     result = foo.execute_operator(
         operator.uri,
         dict(view=sample_collection.view()),

@@ -2,48 +2,89 @@
 the SDK arguments read back from ``ctx.params``.
 
 A unit's parameter ``p`` lives in the form as ``<prefix>__<p>``, so each
-unit's inputs are independent and only the chosen unit's are shown.
+unit's inputs are independent and only the chosen unit's are shown, under
+a heading with the unit's name. Values are checked by the units' own
+:class:`~image_clustering.units.Param` as the user types, so the form shows
+the same message the SDK would raise and Execute stays disabled while one
+is wrong.
 """
 
 import fiftyone.operators.types as types
+
+from ..units import ParamError
 
 
 def param_name(prefix, param):
     return f"{prefix}__{param}"
 
 
-def add_unit_inputs(inputs, prefix, unit_cls, defaults=None):
-    """Adds one input per declared parameter of ``unit_cls``."""
+def auto_name(prefix, param):
+    return f"{prefix}__{param}__auto"
+
+
+def add_unit_inputs(ctx, inputs, prefix, unit_cls, defaults=None,
+                    heading=None):
+    """Adds one input per declared parameter of ``unit_cls``, under a
+    heading; returns whether every value given so far is valid."""
     defaults = defaults or {}
+    if heading:
+        inputs.view(f"{prefix}__header", types.Header(
+            label=heading, description=unit_cls.description, divider=False))
+    valid = True
     for p in unit_cls.PARAMS:
-        name = param_name(prefix, p.name)
+        if p.kind == "object" and p.default is None:
+            continue
         default = defaults.get(p.name, p.default)
-        common = dict(
-            label=p.name.replace("_", " ").capitalize(),
-            description=p.description,
-            # Defaults are only shown by the App; a headless call that omits
-            # a parameter gets it from read_unit_params, so none is required.
-            required=False,
-        )
-        if default is not None:
-            common["default"] = default
-        if p.kind == "int":
-            inputs.int(name, min=p.min, max=p.max, **common)
-        elif p.kind in ("float", "number"):
-            inputs.float(name, min=p.min, max=p.max, **common)
-        elif p.kind == "bool":
-            inputs.bool(name, **common)
-        elif p.kind == "choice":
-            inputs.enum(
-                name, [str(c) for c in p.choices], view=types.DropdownView(),
-                **common,
-            )
-        else:
-            # str, and object parameters that the App can only name (a zoo
-            # model), and number lists typed as "0.5, 0.5, 0.5"
-            if isinstance(common.get("default"), (list, tuple)):
-                common["default"] = ", ".join(str(v) for v in common["default"])
-            inputs.str(name, **common)
+        name = param_name(prefix, p.name)
+        if p.auto:
+            switch = auto_name(prefix, p.name)
+            inputs.bool(
+                switch, default=default == "auto", required=False,
+                label=f"Choose {p.name.replace('_', ' ')} automatically",
+                description="A sweep in the clustered space picks it")
+            if ctx.params.get(switch, default == "auto"):
+                continue
+            if default == "auto":
+                default = None
+        prop = _input(inputs, name, p, default)
+        if name in ctx.params and ctx.params[name] is not None:
+            try:
+                p.clean(unit_cls.name, ctx.params[name])
+            except ParamError as e:
+                prop.invalid = True
+                prop.error_message = str(e)
+                valid = False
+    return valid
+
+
+def _input(inputs, name, p, default):
+    common = dict(
+        label=p.name.replace("_", " ").capitalize(),
+        description=p.description,
+        # Defaults are only shown by the App; a headless call that omits a
+        # parameter gets it from read_unit_params, so none is required.
+        required=False,
+    )
+    if default is not None:
+        common["default"] = default
+    # No min/max here: the Param checks bounds and says so in its own words.
+    if p.kind == "int":
+        return inputs.int(name, **common)
+    if p.kind in ("float", "number"):
+        return inputs.float(name, **common)
+    if p.kind == "bool":
+        return inputs.bool(name, **common)
+    if p.kind == "choice":
+        choices = types.DropdownView()
+        for c in p.choices:
+            choices.add_choice(str(c), label=str(c))
+        return inputs.enum(name, [str(c) for c in p.choices], view=choices,
+                           **common)
+    # str, object parameters the App can only name (a zoo model), and number
+    # lists typed as "0.5, 0.5, 0.5"
+    if isinstance(common.get("default"), (list, tuple)):
+        common["default"] = ", ".join(str(v) for v in common["default"])
+    return inputs.str(name, **common)
 
 
 def read_unit_params(params, prefix, unit_cls, defaults=None):
@@ -54,11 +95,17 @@ def read_unit_params(params, prefix, unit_cls, defaults=None):
     out = {}
     for p in unit_cls.PARAMS:
         name = param_name(prefix, p.name)
-        if name in params:
+        if p.auto and params.get(auto_name(prefix, p.name)):
+            out[p.name] = "auto"
+        elif name in params:
             value = params[name]
             if p.kind == "choice" and value is not None:
                 value = _match_choice(value, p.choices)
             out[p.name] = value
+        elif p.auto and auto_name(prefix, p.name) in params:
+            # "automatically" was unticked and no value typed yet.
+            out[p.name] = None if defaults.get(p.name) == "auto" else \
+                defaults.get(p.name, p.default)
         elif p.name in defaults:
             out[p.name] = defaults[p.name]
     return out
@@ -84,7 +131,7 @@ def add_choice(inputs, name, options, default, label, description=None):
     choices = types.DropdownView()
     for value, text in options.items():
         choices.add_choice(value, label=text)
-    inputs.enum(
+    return inputs.enum(
         name,
         list(options),
         default=default,
@@ -93,14 +140,12 @@ def add_choice(inputs, name, options, default, label, description=None):
         description=description,
         view=choices,
     )
-    return name
 
 
 def add_run_key_input(ctx, inputs, name="run_key", overwrite_name="overwrite"):
     """A new run key, checked as the user types."""
     from ..clustering import record
     from ..clustering.runs import free_run_key, list_runs
-    from ..units import ParamError
 
     key = ctx.params.get(name)
     overwrite = ctx.params.get(overwrite_name, False)
@@ -141,9 +186,48 @@ def add_run_key_input(ctx, inputs, name="run_key", overwrite_name="overwrite"):
     return prop
 
 
+def run_on_screen(ctx, keys):
+    """The run whose clusters the App shows now, if any: the view groups by
+    or filters on one of its cluster fields."""
+    from ..clustering.runs import load_run
+
+    view = ctx.view
+    try:
+        stages = view._serialize() if view is not None else []
+    except Exception:
+        return None
+    text = str(stages)
+    for key in sorted(keys, key=len, reverse=True):
+        try:
+            field = load_run(ctx.dataset, key).fields["cluster"]
+        except Exception:
+            continue
+        if field.rsplit(".", 1)[-1] in text:
+            return key
+    return None
+
+
+def newest_run(ctx, keys):
+    from ..clustering.runs import load_run
+
+    stamped = []
+    for key in keys:
+        try:
+            stamped.append((load_run(ctx.dataset, key).timestamp, key))
+        except Exception:
+            continue
+    return max(stamped)[1] if stamped else None
+
+
+def default_run(ctx, keys):
+    """The run on screen, else the newest."""
+    return run_on_screen(ctx, keys) or newest_run(ctx, keys)
+
+
 def add_existing_run_input(ctx, inputs, name="run_key", label="Run"):
-    """A dropdown of the dataset's clustering runs; marks the form invalid
-    when there are none. Returns the chosen key."""
+    """A dropdown of the dataset's clustering runs, defaulting to the run on
+    screen (else the newest); marks the form invalid when there are none.
+    Returns the chosen key."""
     from ..clustering.runs import list_runs
 
     keys = list_runs(ctx.dataset)
@@ -158,7 +242,23 @@ def add_existing_run_input(ctx, inputs, name="run_key", label="Run"):
     choices = types.DropdownView()
     for key in keys:
         choices.add_choice(key, label=key)
-    default = keys[-1]
+    default = default_run(ctx, keys)
     inputs.enum(name, keys, default=default, required=True, label=label,
                 view=choices)
     return ctx.params.get(name, default)
+
+
+def flat_samples(view):
+    """The samples of ``view``: for a view of dynamic groups (the grid
+    grouped by cluster), all the samples of its groups, not one cover per
+    group."""
+    import fiftyone.core.stages as fosg
+
+    if not getattr(view, "_is_dynamic_groups", False):
+        return view
+    flat = view._root_dataset.view()
+    for stage in view._stages:
+        if isinstance(stage, fosg.GroupBy):
+            break
+        flat = flat.add_stage(stage)
+    return flat

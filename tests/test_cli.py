@@ -93,7 +93,7 @@ def test_bad_parameters_give_one_clear_line(tmp_path, named_dataset):
     )
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1] == (
-        "error: kmeans: 'n_clusters' must be an integer ≥ 1, got 'lots'"
+        "error: kmeans: 'n_clusters' must be an integer ≥ 1 or 'auto', got 'lots'"
     )
 
 

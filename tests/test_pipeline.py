@@ -72,13 +72,13 @@ def test_two_groups_split_exactly_and_fields_match_numpy(two_groups):
 
 
 def test_silhouette_of_a_sample_with_one_cluster_is_left_empty(monkeypatch):
-    from image_clustering.clustering import metrics
+    from image_clustering.clustering import quality as metrics
 
     X = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]])
     labels = np.array([0, 0, 1, 1])
     # a sample of one point holds one cluster, for which silhouette is undefined
     monkeypatch.setattr(metrics, "SILHOUETTE_SAMPLE", 1)
-    m = metrics.compute_metrics(X, labels, seed=0)
+    m = metrics.internal_quality(X, labels, seed=0)
     assert m["silhouette"] is None and m["davies_bouldin"] is not None
 
 

@@ -189,12 +189,12 @@ def test_samples_deleted_or_added_since_the_run_are_reported(two_groups,
 
     ic.compute_clusters(two_groups, "k", **KMEANS2)
     assert ic.get_run_info(two_groups, "k")["changes"] == {
-        "deleted": 0, "added": 0}
+        "deleted": 0, "added": 0, "assigned": 0}
     two_groups.delete_samples(two_groups.take(3, seed=1))
     two_groups.add_sample(fo.Sample(filepath=str(
         write_gray(tmp_path / "new.png", 100))))
     info = ic.get_run_info(two_groups, "k")
-    assert info["changes"] == {"deleted": 3, "added": 1}
+    assert info["changes"] == {"deleted": 3, "added": 1, "assigned": 0}
     view = ic.load_clusters_view(two_groups, "k")
     assert sum(len(g) for g in view.iter_dynamic_groups()) == 21
 

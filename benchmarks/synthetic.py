@@ -1,0 +1,79 @@
+"""Synthetic datasets for the benchmarks: FiftyOne datasets of any size
+with an existing embeddings field, written straight into the database
+(adding a million samples through ``add_samples`` would take longer than
+the runs being measured). The benchmarks use their own database,
+``image_clustering_bench``, unless ``FIFTYONE_DATABASE_NAME`` says
+otherwise."""
+
+import datetime
+import os
+import resource
+import time
+
+import numpy as np
+
+os.environ.setdefault("FIFTYONE_DATABASE_NAME", "image_clustering_bench")
+os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
+
+
+def mixture(n, d, n_true, seed=0, spread=1.0, chunk=100_000):
+    """Yields chunks of a Gaussian mixture with ``n_true`` components of
+    random sizes; returns labels too."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=3.0, size=(n_true, d)).astype(np.float32)
+    weights = rng.dirichlet(np.full(n_true, 2.0))
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        labels = rng.choice(n_true, m, p=weights)
+        X = centres[labels] + rng.normal(scale=spread, size=(m, d)).astype(
+            np.float32)
+        yield X.astype(np.float32), labels
+
+
+def embeddings_dataset(name, n, d=512, n_true=100, seed=0, field="emb",
+                       log=print):
+    """A dataset ``name`` of ``n`` samples whose ``field`` holds mixture
+    vectors (reused when it already exists with that many samples)."""
+    import fiftyone as fo
+    import fiftyone.core.utils as fou
+    from bson import ObjectId
+    from fiftyone.core.odm import get_db_conn
+
+    if fo.dataset_exists(name):
+        ds = fo.load_dataset(name)
+        if len(ds) == n and ds.get_field(field) is not None:
+            return ds
+        ds.delete()
+    ds = fo.Dataset(name, persistent=True)
+    ds.add_sample_field(field, fo.VectorField)
+    ds.add_sample_field("truth", fo.IntField)
+    coll = get_db_conn()[ds._sample_collection_name]
+    now = datetime.datetime.utcnow()
+    rng = np.random.default_rng(seed + 1)
+    t = time.time()
+    written = 0
+    for X, labels in mixture(n, d, n_true, seed):
+        docs = [{
+            "_id": ObjectId(),
+            "filepath": f"/synthetic/{name}/{written + i:08d}.jpg",
+            "tags": [],
+            "_media_type": "image",
+            "_rand": float(rng.random()),
+            "_dataset_id": ds._doc.id,
+            "created_at": now,
+            "last_modified_at": now,
+            field: fou.serialize_numpy_array(x),
+            "truth": int(label),
+        } for i, (x, label) in enumerate(zip(X, labels))]
+        coll.insert_many(docs, ordered=False)
+        written += len(docs)
+        log(f"  wrote {written:,} of {n:,} samples "
+            f"({time.time() - t:.0f} s)")
+    ds.reload()
+    return ds
+
+
+def peak_rss_gb():
+    """Peak resident memory of this process so far, in GB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2

@@ -1,0 +1,175 @@
+"""Nearest neighbours from faiss: exact (flat) search up to
+``EXACT_LIMIT`` points, an inverted-file index (IVF) beyond, searched in
+chunks so that no N x N matrix ever exists.
+
+One engine serves the UMAP neighbour graph, the 2-D map, assignment,
+uniqueness and near-duplicates. :class:`Neighbors` also stands in for
+pynndescent's index inside a fitted UMAP (``query(X, k, epsilon)``), so
+that UMAP's ``transform`` works on a model fitted on a faiss graph; it
+pickles as its data and rebuilds the index when loaded.
+"""
+
+import numpy as np
+
+from ..units import ParamError
+
+# Up to this many points a search is exact; above, an IVF index is used.
+EXACT_LIMIT = 200_000
+# Queries per search call: bounds memory at any scale.
+QUERY_CHUNK = 8192
+
+METRICS = ("euclidean", "cosine")
+
+
+def _as_float32(X):
+    return np.ascontiguousarray(X, dtype=np.float32)
+
+
+def _unit_rows(X):
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return _as_float32(X / np.where(norms > 0, norms, 1.0))
+
+
+class Neighbors:
+    """A k-nearest-neighbour index over the rows of ``X``.
+
+    Args:
+        metric: ``euclidean`` or ``cosine`` (distance ``1 - cos``)
+        exact: force exact (``True``) or IVF (``False``) search; by default
+            exact up to :data:`EXACT_LIMIT` points
+        nprobe: inverted lists visited per query (IVF)
+        seed: seed of the IVF's k-means
+    """
+
+    # pynndescent's attribute that UMAP's transform reads.
+    _angular_trees = False
+
+    def __init__(self, metric="euclidean", exact=None, nprobe=32, seed=0):
+        if metric not in METRICS:
+            raise ParamError(f"neighbours: metric must be one of "
+                             f"{', '.join(METRICS)}, got {metric!r}")
+        self.metric = metric
+        self.exact = exact
+        self.nprobe = nprobe
+        self.seed = seed
+        self._index = None
+
+    def fit(self, X, progress=None):
+        X = _as_float32(X)
+        self._data = _unit_rows(X) if self.metric == "cosine" else X
+        self._build(progress)
+        return self
+
+    def _build(self, progress=None):
+        import faiss
+
+        X = self._data
+        n, d = X.shape
+        exact = self.exact if self.exact is not None else n <= EXACT_LIMIT
+        if exact:
+            index = faiss.IndexFlatL2(d)
+        else:
+            from .kmeans import KMeans
+
+            nlist = int(min(max(16, 4 * np.sqrt(n)), n // 39 or 1))
+            km = KMeans(nlist, engine="faiss", seed=self.seed,
+                        train_per_centroid=64, max_iter=10).fit(
+                X[np.random.default_rng(self.seed).choice(
+                    n, min(n, nlist * 64), replace=False)])
+            quantizer = faiss.IndexFlatL2(d)
+            index = faiss.IndexIVFFlat(quantizer, d, nlist)
+            index.train(km.cluster_centers_)
+            index.nprobe = min(self.nprobe, nlist)
+        for start in range(0, n, QUERY_CHUNK * 8):
+            index.add(X[start:start + QUERY_CHUNK * 8])
+            if progress is not None:
+                progress(min(start + QUERY_CHUNK * 8, n), n, "indexing")
+        self._index = index
+        self.exact_ = exact
+
+    @property
+    def n(self):
+        return len(self._data)
+
+    def search(self, X, k, progress=None, exclude_self=False):
+        """``(indices, distances)`` of the ``k`` nearest indexed rows of
+        each row of ``X``; with ``exclude_self``, ``X`` is the indexed data
+        and each row's own entry is left out. Missing neighbours (IVF) are
+        -1 with infinite distance."""
+        X = _as_float32(X)
+        if self.metric == "cosine":
+            X = _unit_rows(X)
+        k_search = min(k + int(exclude_self), self.n)
+        n = len(X)
+        indices = np.empty((n, k), dtype=np.int64)
+        dists = np.empty((n, k), dtype=np.float32)
+        for start in range(0, n, QUERY_CHUNK):
+            stop = min(start + QUERY_CHUNK, n)
+            D, I = self._index.search(X[start:stop], k_search)
+            if exclude_self:
+                I, D = _drop_self(I, D, np.arange(start, stop), k)
+            elif k_search < k:
+                I, D = _pad(I, D, k)
+            indices[start:stop] = I
+            dists[start:stop] = self._distance(D, I)
+            if progress is not None:
+                progress(stop, n, "searching")
+        return indices, dists
+
+    def _distance(self, squared, indices):
+        squared = np.maximum(squared, 0.0)
+        out = np.sqrt(squared) if self.metric == "euclidean" else squared / 2
+        return np.where(indices < 0, np.inf, out).astype(np.float32)
+
+    # -- the part of pynndescent's interface that UMAP uses --
+
+    def query(self, X, k=10, epsilon=0.1):
+        return self.search(X, k)
+
+    def __getstate__(self):
+        return {"metric": self.metric, "exact": self.exact,
+                "nprobe": self.nprobe, "seed": self.seed,
+                "_data": self._data}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._index = None
+        self._build()
+
+
+def _drop_self(I, D, own, k):
+    """Removes each row's own entry (or, where it was not found, the last
+    one) from results of ``k + 1`` neighbours."""
+    drop = I == own[:, None]
+    drop[~drop.any(axis=1), -1] = True
+    keep = ~drop
+    n = len(I)
+    out_i = I[keep].reshape(n, -1)[:, :k]
+    out_d = D[keep].reshape(n, -1)[:, :k]
+    if out_i.shape[1] < k:
+        return _pad(out_i, out_d, k)
+    return out_i, out_d
+
+
+def _pad(I, D, k):
+    out_i = np.full((len(I), k), -1, dtype=np.int64)
+    out_d = np.full((len(I), k), np.inf, dtype=np.float32)
+    out_i[:, :I.shape[1]] = I
+    out_d[:, :D.shape[1]] = D
+    return out_i, out_d
+
+
+def knn_graph(X, k, metric="euclidean", seed=0, progress=None):
+    """The ``k`` nearest neighbours of every row of ``X`` among the rows,
+    each row's first neighbour being itself (as UMAP expects). Returns
+    ``(indices, distances, index)``."""
+    index = Neighbors(metric=metric, seed=seed).fit(X, progress=progress)
+    indices, dists = index.search(X, k, progress=progress)
+    # Duplicate points may put another row first; UMAP wants itself first.
+    for row in np.where(indices[:, 0] != np.arange(len(X)))[0]:
+        where = np.where(indices[row] == row)[0]
+        j = where[0] if len(where) else k - 1
+        indices[row, 1:j + 1] = indices[row, :j].copy()
+        dists[row, 1:j + 1] = dists[row, :j].copy()
+        indices[row, 0], dists[row, 0] = row, 0.0
+    return indices, dists, index

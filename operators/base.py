@@ -1,0 +1,114 @@
+"""What every operator of this plugin shares: long work runs in a thread
+while the App's progress bar moves, and every failure reaches the user.
+
+An exception inside a generator operator is lost on its way to the App
+(the server answers with an empty stream), so it is caught here: the
+progress bar ends on the error, and a notification says what went wrong.
+A delegated run records the error's message on its operation
+(``error_message``), where FiftyOne keeps only the traceback, and still
+fails. A call from Python (``foo.get_operator(uri)(...)``) gets the
+exception.
+"""
+
+import queue
+import threading
+import traceback
+
+import fiftyone.operators as foo
+
+# Set by the Python ``__call__`` wrappers: raise instead of notifying.
+RAISE_ERRORS = "raise_errors"
+
+
+def describe(error):
+    """The message a user sees for ``error``: ours say it all; anything
+    else keeps its type, which helps a bug report."""
+    from ..clustering.lease import LeaseLost
+    from ..clustering.store import StoreError
+
+    text = str(error).strip() or type(error).__name__
+    if isinstance(error, (ValueError, StoreError, LeaseLost)):
+        return text
+    return f"{type(error).__name__}: {text}"
+
+
+def record_delegated_failure(ctx, error):
+    """Marks the delegated operation failed with the error's message."""
+    from fiftyone.operators.delegated import DelegatedOperationService
+    from fiftyone.operators.executor import ExecutionResult
+
+    op_id = getattr(ctx, "_delegated_operation_id", None)
+    if op_id is None:
+        return
+    DelegatedOperationService().set_failed(
+        op_id,
+        result=ExecutionResult(error=traceback.format_exc(),
+                               error_message=describe(error)),
+    )
+
+
+class GeneratorOperator(foo.Operator):
+    """An operator whose ``run(ctx)`` generator does the work; see the
+    module for what happens when it fails."""
+
+    def run(self, ctx):
+        raise NotImplementedError
+
+    def execute(self, ctx):
+        try:
+            yield from self.run(ctx)
+        except Exception as e:
+            if ctx.delegated:
+                record_delegated_failure(ctx, e)
+                raise
+            message = describe(e)
+            yield ctx.trigger("set_progress", {
+                "progress": 1.0, "label": f"Failed: {message}",
+                "variant": "error"})
+            yield ctx.trigger("notify", {
+                "message": f"{self.config.label} failed: {message}",
+                "variant": "error"})
+            if ctx.params.get(RAISE_ERRORS):
+                raise
+
+
+def run_with_progress(ctx, work, **kwargs):
+    """Runs ``work(progress=callback, **kwargs)``; returns its result.
+
+    Delegated, progress goes to the operation's status. Immediate, ``work``
+    runs in a thread and each update is yielded to the App's progress bar
+    (use as ``result = yield from run_with_progress(...)``). Errors are
+    raised in the caller."""
+    if ctx.delegated:
+        return work(progress=lambda f, m: ctx.set_progress(progress=f,
+                                                           label=m),
+                    **kwargs)
+    return (yield from _threaded(ctx, work, kwargs))
+
+
+def _threaded(ctx, work, kwargs):
+    updates = queue.Queue()
+    outcome = {}
+
+    def target():
+        try:
+            outcome["result"] = work(
+                progress=lambda f, m: updates.put((f, m)), **kwargs)
+        except BaseException as e:
+            outcome["error"] = e
+        finally:
+            updates.put(None)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    while True:
+        item = updates.get()
+        if item is None:
+            break
+        fraction, message = item
+        yield ctx.trigger("set_progress",
+                          {"progress": fraction, "label": message})
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
