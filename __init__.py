@@ -21,7 +21,12 @@ from .clustering.runs import (
     rename_run,
     repair,
 )
+from .curation.export import export_clusters
+from .curation.groups import group_clusters, ungroup_clusters
+from .curation.tags import tag_clusters
 from .embedders import EMBEDDERS, get_embedder
+from .labeling.label import estimate as estimate_labelling
+from .labeling.label import label_clusters, name_cluster
 from .units import ParamError
 
 

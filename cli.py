@@ -131,7 +131,7 @@ def _cmd_cluster(args):
         overwrite=args.overwrite,
         num_workers=args.num_workers,
         batch_size=args.batch_size,
-        noise=args.noise or "keep",
+        noise=args.noise,
         gt_field=_gt_field(dataset, args),
         progress=not args.quiet,
         **_parse_assignments(args.param, "method parameters"),
@@ -411,8 +411,8 @@ def build_parser():
     c.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="method parameter, e.g. n_clusters=10 (repeatable)")
     c.add_argument("--noise", choices=("keep", "assign"),
-                   help="keep noise as -1 (default) or assign it to the "
-                   "most probable cluster")
+                   help="keep noise as -1, or assign it to the most "
+                   "probable cluster (the presets assign it)")
     c.add_argument("--normalize", action=argparse.BooleanOptionalAction,
                    default=None, help="L2-normalise embeddings first")
     c.add_argument("--seed", type=int, default=51)

@@ -20,6 +20,9 @@ REDUCE = [{"name": "pca", "n_components": 50},
 CANDIDATES = {
     "hdbscan mcs=20 (old default)": dict(
         method="hdbscan", min_cluster_size=20, min_samples=10),
+    "hdbscan mcs=20, noise assigned": dict(
+        method="hdbscan", min_cluster_size=20, min_samples=10,
+        noise="assign"),
     "hdbscan mcs=auto": dict(method="hdbscan", min_cluster_size="auto",
                              min_samples=10),
     "hdbscan mcs=auto, noise assigned": dict(
@@ -43,7 +46,8 @@ def run_one(ds, name, kind, params):
         reducer=REDUCE, map="none", overwrite=True, **extra, **params)
     seconds = time.time() - t
     ext = run.results["external"]
-    classes = {"digits": 10, "faces": 2, "shapes": 6, "patches": 4}[kind]
+    classes = {"digits": 10, "digits5k": 10, "faces": 2, "shapes": 6,
+               "patches": 4}[kind]
     return {"ari": ext["ari"], "ami": ext["ami"],
             "found": run.metrics["n_clusters"], "classes": classes,
             "clustered": run.metrics["fraction_clustered"],
@@ -53,10 +57,11 @@ def run_one(ds, name, kind, params):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--candidates", nargs="*", default=list(CANDIDATES))
+    parser.add_argument("--sets", nargs="*", default=list(image_sets.SETS),
+                        choices=image_sets.SETS + image_sets.EXTRA_SETS)
     args = parser.parse_args()
     folder = tempfile.mkdtemp(prefix="image-sets-")
-    datasets = {kind: image_sets.build(kind, folder)
-                for kind in image_sets.SETS}
+    datasets = {kind: image_sets.build(kind, folder) for kind in args.sets}
     print(f"{'pipeline':<36}{'set':<9}{'ARI':>6}{'AMI':>6}"
           f"{'found/true':>11}{'clustered':>10}{'seconds':>8}")
     worst = {}

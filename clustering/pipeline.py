@@ -89,7 +89,7 @@ def make_plan(samples, run_key, embedder=None, reducer=None, method=None,
               embeddings_field=None, normalize=None, seed=51, preset=None,
               patches_field=None, field_prefix=None, map="auto",
               overwrite=False, num_workers=None, batch_size=None,
-              decode="auto", executor=None, noise="keep", gt_field=None,
+              decode="auto", executor=None, noise=None, gt_field=None,
               **params):
     """Validates every choice of a run against ``samples`` before any work;
     raises :class:`~image_clustering.ParamError` naming the first bad
@@ -99,10 +99,18 @@ def make_plan(samples, run_key, embedder=None, reducer=None, method=None,
     num_workers = NUM_WORKERS.clean("compute_clusters", num_workers)
     batch_size = BATCH_SIZE.clean("compute_clusters", batch_size)
     decode = DECODE.clean("compute_clusters", decode)
+    base = PRESETS.get(preset or DEFAULT_PRESET, {})
+    if noise is None:
+        # The preset's noise policy goes with the preset's method.
+        noise = base.get("noise", "keep") if method is None else "keep"
     noise = NOISE.clean("compute_clusters", noise)
     embedder, reducers, clusterer, normalize = resolve_units(
         embedder, reducer, method, embeddings_field, normalize, preset,
         **params)
+    if noise == "assign" and not clusterer.density:
+        raise ParamError(
+            f"noise: {clusterer.name} leaves no noise; 'assign' applies to "
+            "hdbscan, dbscan and optics")
     record.validate_run_key(run_key)
     prefix = run_key if field_prefix is None else field_prefix
     record.validate_prefix(prefix)
@@ -180,7 +188,7 @@ def compute_clusters(
     batch_size=None,
     decode="auto",
     executor=None,
-    noise="keep",
+    noise=None,
     gt_field=None,
     progress=None,
     **params,
@@ -223,7 +231,8 @@ def compute_clusters(
             ``auto`` (processes on machines with 8 or more cores)
         executor: what runs the embedding (default: this machine)
         noise: ``keep`` noise as −1, or ``assign`` it to the most probable
-            cluster (marked in the ``reassigned`` field)
+            cluster (marked in the ``reassigned`` field); by default the
+            preset's with the preset's method (``assign``), else ``keep``
         gt_field: a Classification field to score the clusters against
             (ARI, AMI, purity, ...), stored with the run; for an object run,
             ``"label"`` (the objects' own labels)

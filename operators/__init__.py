@@ -2,12 +2,23 @@
 result."""
 
 from .compute import ComputeClusters
+from .curation import (
+    ExportClusters,
+    GroupClusters,
+    LabelClusters,
+    NameCluster,
+    TagClusters,
+)
 from .panel import ClustersPanel
 from .runs import (
+    AssignClusters,
+    CompareClusteringRuns,
     DeleteClusteringRun,
     GetClusteringRunInfo,
     LoadClustersView,
+    PlotClusteringRun,
     RenameClusteringRun,
+    RepairClusteringRuns,
 )
 
 OPERATORS = (
@@ -16,6 +27,15 @@ OPERATORS = (
     LoadClustersView,
     RenameClusteringRun,
     DeleteClusteringRun,
+    RepairClusteringRuns,
+    CompareClusteringRuns,
+    AssignClusters,
+    PlotClusteringRun,
+    LabelClusters,
+    NameCluster,
+    TagClusters,
+    GroupClusters,
+    ExportClusters,
 )
 PANELS = (ClustersPanel,)
 

@@ -42,8 +42,9 @@ def record_delegated_failure(ctx, error):
         return
     DelegatedOperationService().set_failed(
         op_id,
-        result=ExecutionResult(error=traceback.format_exc(),
-                               error_message=describe(error)),
+        result=ExecutionResult(
+            error="".join(traceback.format_exception(error)),
+            error_message=describe(error)),
     )
 
 

@@ -47,9 +47,9 @@ def test_plugin_registers_every_operator_and_the_panel():
 
     registry = OperatorRegistry()
     names = {op.uri for op in registry.list_operators()}
-    for name in ("compute_clusters", "get_clustering_run_info",
-                 "load_clusters_view", "rename_clustering_run",
-                 "delete_clustering_run", "clusters_panel"):
+    from image_clustering.operators import OPERATORS, PANELS
+
+    for name in [cls().config.name for cls in OPERATORS + PANELS]:
         assert f"{PLUGIN}/{name}" in names
     assert [e for e in registry.list_errors() if "image-clustering" in str(e)] == []
 
@@ -233,3 +233,224 @@ def test_form_offers_model_embedders_but_not_python_objects(two_groups):
     assert "torch" not in choices
     assert props["embedder_dino__model"].default == "facebook/dinov2-small"
     assert "embedder_dino__pooling" in props
+
+
+def _requests(result, name):
+    return [r for r in result.executor.to_json()["requests"]
+            if r["operator_uri"].endswith(name)]
+
+
+def test_a_failing_immediate_run_ends_its_progress_and_says_why(two_groups):
+    # what the App sends: no raise_errors; the failure must come back as a
+    # notification, not an empty stream
+    result = _execute("compute_clusters", two_groups, {
+        **FAST, "run_key": "bad", "method_kmeans__n_clusters": 2,
+        "embedder_pixels__size": 8, "seed": -4})
+    notes = _requests(result, "notify")
+    assert notes and notes[-1]["params"]["variant"] == "error"
+    assert "'seed'" in notes[-1]["params"]["message"]
+    progress = _requests(result, "set_progress")
+    assert progress[-1]["params"]["variant"] == "error"
+    assert progress[-1]["params"]["label"].startswith("Failed:")
+    assert ic.list_runs(two_groups) == []
+
+
+def test_checks_that_need_the_sample_count_disable_execute(two_groups):
+    props = _inputs("compute_clusters", two_groups, {
+        "method": "kmeans", "method_kmeans__n_clusters": 1000})
+    prop = props["method_kmeans__n_clusters"]
+    assert prop.invalid
+    assert "larger than the number of samples (24)" in prop.error_message
+    props = _inputs("compute_clusters", two_groups, {
+        "method": "hdbscan", "method_hdbscan__min_cluster_size": 1})
+    assert props["method_hdbscan__min_cluster_size"].invalid
+    assert "≥ 2" in props["method_hdbscan__min_cluster_size"].error_message
+
+
+def test_a_model_folder_that_does_not_exist_disables_execute(two_groups):
+    props = _inputs("compute_clusters", two_groups, {
+        "embedder": "dino", "embedder_dino__model": "/no/such/model"})
+    assert props["embedder_dino__model"].invalid
+    assert "No folder" in props["embedder_dino__model"].error_message
+    props = _inputs("compute_clusters", two_groups, {
+        "embedder": "dino", "embedder_dino__model": "someone/not-cached"})
+    assert props["embedder_dino__model"].invalid
+    assert "offline" in props["embedder_dino__model"].error_message
+
+
+def test_choosing_dino_turns_normalisation_on(two_groups):
+    props = _inputs("compute_clusters", two_groups, {"embedder": "dino"})
+    assert props["normalize_dino"].default is True
+    props = _inputs("compute_clusters", two_groups, {"embedder": "pixels"})
+    assert props["normalize_pixels"].default is False
+
+
+def test_noise_is_offered_only_for_methods_that_make_it(two_groups):
+    assert "noise" in _inputs("compute_clusters", two_groups,
+                              {"method": "hdbscan"})
+    assert "noise" not in _inputs("compute_clusters", two_groups,
+                                  {"method": "kmeans"})
+
+
+def test_stage_parameters_carry_their_stage_as_a_heading(two_groups):
+    props = _inputs("compute_clusters", two_groups, {"reducer": "pca+umap"})
+    headings = [p.view.label for name, p in props.items()
+                if name.endswith("__header")]
+    assert {"PCA", "UMAP", "HDBSCAN", "Raw luminance pixels"} <= \
+        set(headings)
+
+
+def test_a_grouped_view_is_clustered_by_its_samples(two_groups):
+    ic.compute_clusters(two_groups, "first", embedder={"name": "pixels",
+                        "size": 8}, reducer="none", method="kmeans",
+                        n_clusters=2, map="none")
+    grouped = ic.load_clusters_view(two_groups, "first")
+    assert len(grouped) == 2  # two groups on screen
+    result = foo.execute_operator(
+        f"{PLUGIN}/compute_clusters",
+        dict(view=grouped, params={**FAST, "run_key": "second",
+                                   "view_target": "CURRENT_VIEW"}))
+    assert result.error is None
+    assert len(two_groups.exists("second_cluster")) == 24
+    message = _requests(result, "notify")[-1]["params"]["message"]
+    assert "24 of 24 samples clustered" in message
+    props = _inputs_on(grouped, {"view_target": "CURRENT_VIEW"})
+    assert "Clusters 24 samples" in props["target_count"].view.label
+
+
+def _inputs_on(view, params):
+    op = foo.get_operator(f"{PLUGIN}/compute_clusters")
+    ctx = ExecutionContext(request_params=dict(
+        dataset_name=view._dataset.name, view=view._serialize(),
+        params=params))
+    return op.resolve_input(ctx).type.properties
+
+
+def test_run_pickers_default_to_the_run_on_screen(two_groups):
+    for key in ("a_run", "b_run"):
+        ic.compute_clusters(two_groups, key, embedder={"name": "pixels",
+                            "size": 8}, reducer="none", method="kmeans",
+                            n_clusters=2, map="none")
+    op = foo.get_operator(f"{PLUGIN}/get_clustering_run_info")
+    on_screen = ic.load_clusters_view(two_groups, "a_run")
+    ctx = ExecutionContext(request_params=dict(
+        dataset_name=two_groups.name, view=on_screen._serialize(),
+        params={}))
+    assert op.resolve_input(ctx).type.properties["run_key"].default == \
+        "a_run"
+    # no run on screen: the newest
+    ctx = ExecutionContext(request_params=dict(
+        dataset_name=two_groups.name, view=two_groups.view()._serialize(),
+        params={}))
+    assert op.resolve_input(ctx).type.properties["run_key"].default == \
+        "b_run"
+
+
+def test_deleting_the_run_on_screen_resets_the_view(two_groups):
+    ic.compute_clusters(two_groups, "gone", embedder={"name": "pixels",
+                        "size": 8}, reducer="none", method="kmeans",
+                        n_clusters=2, map="none")
+    view = ic.load_clusters_view(two_groups, "gone")
+    result = foo.execute_operator(
+        f"{PLUGIN}/delete_clustering_run",
+        dict(view=view, params={"run_key": "gone"}))
+    assert _requests(result, "clear_view")
+    assert "Deleted run 'gone'" in \
+        _requests(result, "notify")[-1]["params"]["message"]
+    ic.compute_clusters(two_groups, "old", embedder={"name": "pixels",
+                        "size": 8}, reducer="none", method="kmeans",
+                        n_clusters=2, map="none")
+    view = ic.load_clusters_view(two_groups, "old")
+    result = foo.execute_operator(
+        f"{PLUGIN}/rename_clustering_run",
+        dict(view=view, params={"run_key": "old", "new_run_key": "new"}))
+    set_view = _requests(result, "set_view")
+    assert set_view and "new_cluster" in str(set_view[-1]["params"])
+
+
+def test_run_info_shows_percentages_timings_quality_and_the_choice_of_k(
+        two_groups):
+    ic.compute_clusters(two_groups, "k", embedder={"name": "pixels",
+                        "size": 8}, reducer="none", method="kmeans",
+                        n_clusters="auto", map="none",
+                        gt_field="ground_truth")
+    info = _execute("get_clustering_run_info", two_groups,
+                    {"run_key": "k"}).result
+    assert info["clustered"] == "24 of 24 (100.0%)"
+    assert {t["stage"] for t in info["timings"]} >= {"embed", "cluster"}
+    assert info["choice_of_k"].startswith("n_clusters = 2 by silhouette")
+    assert info["against_ground_truth"]["ari"] == 1.0
+    assert info["quality"]["silhouette"] > 0.5
+
+
+def test_curation_and_run_operators_on_a_real_dataset(two_groups, tmp_path):
+    ic.compute_clusters(two_groups, "c", embedder={"name": "pixels",
+                        "size": 8}, reducer="none", method="kmeans",
+                        n_clusters=2, map="pca")
+    ic.compute_clusters(two_groups, "d", embedder={"name": "pixels",
+                        "size": 8}, reducer="none", method="gmm",
+                        n_components=2, map="none")
+    call = lambda name: foo.get_operator(f"{PLUGIN}/{name}")  # noqa: E731
+    call("name_cluster")(two_groups, "c", 0, "first")
+    assert ic.load_run(two_groups, "c").results["names"]["0"]["name"] == \
+        "first"
+    out = call("tag_clusters")(two_groups, "c", [0], ["picked"])
+    assert out["count"] == len(two_groups.match_tags("picked")) == 12
+    call("group_clusters")(two_groups, "c", "both", [0, 1])
+    assert set(two_groups.values("c_group")) == {"both"}
+    out = call("export_clusters")(two_groups, "c", str(tmp_path / "x"),
+                                  images="symlink")
+    assert out["rows"] == 24 and out["images"] == 24
+    cmp = call("compare_clustering_runs")(two_groups, "c", "d")
+    assert cmp["ari"] == 1.0 and len(cmp["matches"]) == 2
+    chart = call("plot_clustering_run")(two_groups, "c", kind="scatter")
+    assert chart["path"].endswith("c_scatter.png")
+    assert call("repair_clustering_runs")(two_groups)["report"] == []
+
+
+def test_label_clusters_operator_reads_the_key_from_secrets(
+        two_groups, monkeypatch):
+    from openai_server import FakeOpenAI
+
+    server = FakeOpenAI()
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-from-env")
+    try:
+        ic.compute_clusters(two_groups, "n", embedder={"name": "pixels",
+                            "size": 8}, reducer="none", method="kmeans",
+                            n_clusters=2, map="pca")
+        props = _inputs("label_clusters", two_groups,
+                        {"run_key": "n", "base_url": server.url})
+        assert "2 request(s)" in props["estimate"].view.label
+        foo.get_operator(f"{PLUGIN}/label_clusters")(
+            two_groups, "n", base_url=server.url, model="m")
+    finally:
+        server.close()
+    names = ic.load_run(two_groups, "n").results["names"]
+    assert {v["name"] for v in names.values()} == {"dark images",
+                                                   "bright images"}
+    assert all(r.headers.get("Authorization", r.headers.get(
+        "authorization")) == "Bearer sk-secret-from-env"
+        for r in server.requests)
+
+
+def test_a_failing_delegated_run_fills_its_error_message(two_groups):
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    two_groups.persistent = True
+    op = foo.get_operator(f"{PLUGIN}/compute_clusters")
+    op(two_groups, "doomed", embedder_params={"size": 8}, reducer="none",
+       method="kmeans", n_clusters=2, map="none", seed=-3, delegate=True)
+    service = DelegatedOperationService()
+    try:
+        service.execute_queued_operations(dataset_name=two_groups.name)
+        doc = service.list_operations(dataset_name=two_groups.name)[0]
+        assert doc.run_state == "failed"
+        # FiftyOne's document class reads back only the traceback; the
+        # message is in the stored operation, where the App reads it
+        from fiftyone.core.odm import get_db_conn
+
+        stored = get_db_conn().delegated_ops.find_one({"_id": doc.id})
+        assert "'seed'" in stored["result"]["error_message"]
+        assert "Traceback" in stored["result"]["error"]
+    finally:
+        service.delete_for_dataset(two_groups._doc.id)

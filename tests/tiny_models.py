@@ -89,6 +89,29 @@ def siglip(folder):
     return _save(SiglipModel(config), processor, folder)
 
 
+def add_word_tokenizer(folder, words):
+    """Saves a word-level tokenizer (the tiny CLIP's 64-token vocabulary
+    has room for a few dozen words) beside a tiny model, so that its text
+    tower can be used through AutoTokenizer."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<s>": 0, "</s>": 1, "[UNK]": 2}
+    for word in words:
+        vocab.setdefault(word.lower(), len(vocab))
+    if len(vocab) > 64:
+        raise ValueError("too many words for the tiny vocabulary")
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 1)])
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+        pad_token="</s>", unk_token="[UNK]", model_max_length=16)
+    fast.save_pretrained(folder)
+    return str(folder)
+
+
 BUILDERS = {
     "dinov2": dinov2,
     "dinov2_registers": dinov2_registers,

@@ -1,0 +1,2 @@
+"""Acting on clusters: tag them, merge them into named groups, export
+them."""

@@ -1,0 +1,121 @@
+"""A real HTTP server on 127.0.0.1 that speaks the OpenAI chat-completions
+API with image inputs, for tests of cluster naming through the real
+``openai`` client. It records every request (model, prompt, the images
+decoded) and answers as the test programs it."""
+
+import base64
+import io
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+from PIL import Image
+
+
+class Request:
+    """One request as the server saw it."""
+
+    def __init__(self, body, headers):
+        self.body = body
+        self.headers = headers
+        self.model = body.get("model")
+        content = body["messages"][-1]["content"]
+        self.text = " ".join(part["text"] for part in content
+                             if part.get("type") == "text")
+        self.images = []
+        self.formats = []
+        for part in content:
+            if part.get("type") != "image_url":
+                continue
+            url = part["image_url"]["url"]
+            head, data = url.split(",", 1)
+            self.formats.append(head)
+            self.images.append(Image.open(io.BytesIO(
+                base64.b64decode(data))).convert("L"))
+
+    @property
+    def brightness(self):
+        return float(np.mean([np.asarray(im).mean() for im in self.images]))
+
+
+def brightness_name(request):
+    """Names a cluster after how bright its images are."""
+    level = "bright" if request.brightness > 127 else "dark"
+    return json.dumps({"name": f"{level} images",
+                       "description": f"Mostly {level} grey images."})
+
+
+class FakeOpenAI:
+    """The server. ``answer(request, n)`` returns the reply text, or a
+    ``(status, headers, body)`` tuple for an error; ``n`` counts requests
+    so far. ``delay`` seconds are slept before answering."""
+
+    def __init__(self, answer=brightness_name):
+        self.answer = answer
+        self.requests = []
+        self.delay = 0.0
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length))
+                request = Request(body, dict(self.headers))
+                with server._lock:
+                    server.requests.append(request)
+                    n = len(server.requests)
+                if server.delay:
+                    time.sleep(server.delay)
+                reply = server.answer(request, n) if \
+                    server.answer.__code__.co_argcount == 2 else \
+                    server.answer(request)
+                if isinstance(reply, tuple):
+                    status, headers, payload = reply
+                else:
+                    status, headers, payload = 200, {}, _completion(
+                        request.model, reply)
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _completion(model, text):
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": text}}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1,
+                  "total_tokens": 2},
+    }
+
+
+def error(status, message, headers=None):
+    return (status, headers or {},
+            {"error": {"message": message, "type": "test", "code": status}})
