@@ -23,6 +23,10 @@ import uuid
 from ..units import ParamError
 
 RUN_KIND = "image_clustering"
+DUPLICATES_KIND = "image_clustering_duplicates"
+UNIQUENESS_KIND = "image_clustering_uniqueness"
+# Every kind of run this plugin writes: fields of any of them are ours.
+RUN_KINDS = (RUN_KIND, DUPLICATES_KIND, UNIQUENESS_KIND)
 RECORD_VERSION = 2
 
 # Staged fields and records carry this prefix until the write that made
@@ -99,10 +103,10 @@ def field_names(prefix, suffixes, labels_path=None):
     return {s: field_path(prefix, s, labels_path) for s in suffixes}
 
 
-def field_info(run_key, run_id):
+def field_info(run_key, run_id, kind=RUN_KIND):
     """What each run-owned field carries in its ``info``: the store deletes a
     field only when it belongs to the run being deleted."""
-    return {"run_key": run_key, "run_kind": RUN_KIND, "run_id": run_id}
+    return {"run_key": run_key, "run_kind": kind, "run_id": run_id}
 
 
 def validate_run_key(key):

@@ -36,8 +36,8 @@ def _finish_abandoned_write(dataset):
         pass
 
 
-def _clustering_records(dataset):
-    """Key -> (record id, config) of every complete clustering run."""
+def records_of(dataset, kinds):
+    """Key -> (record id, config) of every complete run of ``kinds``."""
     from fiftyone.core.odm import get_db_conn
 
     ids = store.record_ids(dataset)
@@ -47,9 +47,13 @@ def _clustering_records(dataset):
     by_id = {d["_id"]: d.get("config") or {} for d in docs}
     for key, rid in ids.items():
         config = by_id.get(rid)
-        if store.is_clustering_config(config):
+        if (config or {}).get("kind") in kinds:
             out[key] = (rid, config)
     return out
+
+
+def _clustering_records(dataset):
+    return records_of(dataset, (record.RUN_KIND,))
 
 
 def list_runs(samples, method=None):
@@ -101,32 +105,33 @@ def free_run_key(dataset, base="clusters"):
 # -- checks before any work ------------------------------------------------
 
 
-def check_new_run(dataset, key, paths, overwrite):
-    """Raises unless a run ``key`` writing ``paths`` may be stored; returns
-    the record id it would replace (``None`` for a new key)."""
+def check_new_run(dataset, key, paths, overwrite, kind=record.RUN_KIND):
+    """Raises unless a run ``key`` (of ``kind``) writing ``paths`` may be
+    stored; returns the record id it would replace (``None`` for a new
+    key)."""
     record.validate_run_key(key)
-    records = _clustering_records(dataset)
+    records = records_of(dataset, (kind,))
     rid = store.record_id(dataset, key)
     if rid is not None:
         if key not in records:
+            what = "a clustering run" if kind == record.RUN_KIND else \
+                "a run of this kind"
             raise ParamError(
-                f"run '{key}' is not a clustering run; it will not be "
-                "overwritten"
+                f"run '{key}' is not {what}; it will not be overwritten"
             )
         if not overwrite:
             raise ParamError(
                 f"a run with key '{key}' already exists on dataset "
                 f"'{dataset.name}'; pass overwrite=True to replace it"
             )
-    check_field_owners(dataset, key, paths, records)
+    check_field_owners(dataset, key, paths)
     return rid
 
 
-def check_field_owners(dataset, key, paths, records=None):
+def check_field_owners(dataset, key, paths):
     """Raises if one of ``paths`` holds something that is neither the run
     ``key``'s own field nor a leftover of a run that no longer exists."""
-    records = records if records is not None else \
-        _clustering_records(dataset)
+    records = records_of(dataset, record.RUN_KINDS)
     live = {config.get("run_id"): k for k, (_, config) in records.items()}
     own = records.get(key, (None, {}))[1].get("run_id")
     for path in paths:
@@ -135,7 +140,7 @@ def check_field_owners(dataset, key, paths, records=None):
             continue
         info = field.info or {}
         owner = info.get("run_id")
-        if info.get("run_kind") == record.RUN_KIND and (
+        if info.get("run_kind") in record.RUN_KINDS and (
                 (own is not None and owner == own) or owner not in live):
             continue
         raise ParamError(
@@ -180,13 +185,15 @@ def write_run(samples, key, config, results, rows, columns, expect,
     labels_path = record.labels_path_of(config)
     single = bool(labels_path) and labels_path == \
         record.patches_field_of(config)
+    clustering = config["kind"] == record.RUN_KIND
     with store.locked(samples, f"writing run '{key}'",
                       progress=progress) as lease:
         dataset = lease.dataset
         tx = store.Transaction(lease, key, expect)
         old = _replaced_config(dataset, key, expect)
         check_field_owners(dataset, key, [c.path for c in columns])
-        check_brain_key(dataset, key, record.brain_key_of(config))
+        if clustering:
+            check_brain_key(dataset, key, record.brain_key_of(config))
         results = {**results, "timings": {**results.get("timings", {}),
                                           "lock_wait": round(lease.waited, 3)}}
         try:
@@ -206,7 +213,8 @@ def write_run(samples, key, config, results, rows, columns, expect,
             tx.abort()
             raise
         for c in columns:
-            tx.declare(c.suffix, c.path, key, config["run_id"])
+            tx.declare(c.suffix, c.path, key, config["run_id"], c.kind,
+                       run_kind=config["kind"])
         tx.merge(keys, labels_path, single, replace=True)
         new_paths = {c.path for c in columns}
         for path in (old.get("fields") or {}).values():
@@ -219,6 +227,8 @@ def write_run(samples, key, config, results, rows, columns, expect,
             progress("writing: checking every field")
         store.verify(dataset, {c.path: tx.staged_counts[c.path]
                                for c in columns}, labels_path, single)
+        if not clustering:
+            return store.record_id(dataset, key)
         run = load_run(dataset, key)
         _present(dataset, run, old)
         return run
@@ -268,7 +278,7 @@ def amend_run(samples, run, rows, columns, results, config=None,
             tx.abort()
             raise
         for c in columns:
-            tx.declare(c.suffix, c.path, run.key, run.run_id)
+            tx.declare(c.suffix, c.path, run.key, run.run_id, c.kind)
         tx.merge(keys, labels_path, single, replace=replace)
         tx.point(run.key, tx.new_record)
         tx.drop_record(run.record_id, keep=attachments)
@@ -351,32 +361,44 @@ def _renamed_fields(run, new_key):
     return out
 
 
-def delete_run(samples, key):
-    """Deletes run ``key``, the fields it wrote and its map; nothing
-    else."""
+def delete_run(samples, key, kinds=(record.RUN_KIND,)):
+    """Deletes run ``key`` (of one of ``kinds``), the fields it wrote and
+    its map; nothing else."""
     dataset = samples._dataset
-    load_run(dataset, key)
+    _record_of_kind(dataset, key, kinds)
     with store.locked(dataset, f"deleting run '{key}'") as lease:
-        run = load_run(lease.dataset, key)
-        tx = store.Transaction(lease, key, run.record_id)
+        rid, config = _record_of_kind(lease.dataset, key, kinds)
+        tx = store.Transaction(lease, key, rid)
         tx.begin()
         tx.point(key, None)
-        for path in _owned_fields(lease.dataset, run):
+        for path in _owned_fields(lease.dataset, config):
             tx.drop_field(path)
-        tx.drop_record(run.record_id)
+        tx.drop_record(rid)
         tx.commit()
-        presentation.hide(lease.dataset, key, run.config)
+        if config.get("kind") == record.RUN_KIND:
+            presentation.hide(lease.dataset, key, config)
 
 
-def _owned_fields(dataset, run):
+def _record_of_kind(dataset, key, kinds):
+    found = records_of(dataset, kinds).get(key)
+    if found is None:
+        available = ", ".join(sorted(records_of(dataset, kinds))) or "none"
+        what = "clustering run" if tuple(kinds) == (record.RUN_KIND,) else \
+            "run of this kind"
+        raise RunNotFound(f"no {what} '{key}' on dataset '{dataset.name}' "
+                          f"(runs: {available})")
+    return found
+
+
+def _owned_fields(dataset, config):
     """The run's fields that carry its own run id: a field that another run
     owns is never deleted with this one."""
     out = []
-    for path in run.fields.values():
+    for path in (config.get("fields") or {}).values():
         field = dataset.get_field(path)
         if field is None:
             continue
-        if (field.info or {}).get("run_id") == run.run_id:
+        if (field.info or {}).get("run_id") == config.get("run_id"):
             out.append(path)
     return out
 
@@ -395,18 +417,19 @@ def repair(samples):
             except RunNotFound:
                 continue
         report += presentation.repair(lease.dataset, runs)
-        report += _unowned_run_fields(lease.dataset, runs)
+        report += _unowned_run_fields(lease.dataset)
     return report
 
 
-def _unowned_run_fields(dataset, runs):
+def _unowned_run_fields(dataset):
     """Fields of ours whose run is gone (written by an older version, or
     left by hand): removed."""
-    live = {run.run_id for run in runs.values()}
+    live = {config.get("run_id") for _, config in
+            records_of(dataset, record.RUN_KINDS).values()}
     out = []
     for path, field in dataset.get_field_schema(flat=True).items():
         info = getattr(field, "info", None) or {}
-        if info.get("run_kind") != record.RUN_KIND:
+        if info.get("run_kind") not in record.RUN_KINDS:
             continue
         if info.get("run_id") in live:
             continue

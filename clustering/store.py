@@ -121,6 +121,11 @@ def is_clustering_config(config):
     return (config or {}).get("kind") == record.RUN_KIND
 
 
+def is_our_config(config):
+    """Whether a run record is one of this plugin's (any kind)."""
+    return (config or {}).get("kind") in record.RUN_KINDS
+
+
 # -- the lock and recovery ----------------------------------------------
 
 
@@ -183,13 +188,14 @@ class Column:
         path: the field path the values land in
         values: one value per row (a numpy array or a list); NaN and
             ``None`` are stored as ``None``
+        kind: the :class:`.record.FieldKind` (default: the suffix's)
     """
 
-    def __init__(self, suffix, path, values):
+    def __init__(self, suffix, path, values, kind=None):
         self.suffix = suffix
         self.path = path
         self.values = values
-        self.kind = record.FIELD_KINDS[suffix]
+        self.kind = kind or record.FIELD_KINDS[suffix]
 
 
 class Transaction:
@@ -323,13 +329,16 @@ class Transaction:
 
     # -- the steps of the swap ---------------------------------------------
 
-    def declare(self, suffix, path, run_key, run_id):
+    def declare(self, suffix, path, run_key, run_id, kind=None,
+                run_kind=record.RUN_KIND):
+        kind = kind or record.FIELD_KINDS[suffix]
         self.steps.append({
             "op": "declare",
             "path": path,
-            "suffix": suffix,
-            "info": record.field_info(run_key, run_id),
-            "description": record.FIELD_KINDS[suffix].describe(run_key),
+            "ftype": kind.ftype,
+            "subfield": kind.subfield,
+            "info": record.field_info(run_key, run_id, run_kind),
+            "description": kind.describe(run_key),
         })
 
     def merge(self, keys, labels_path=None, single=False, replace=True):
@@ -459,19 +468,19 @@ def _apply(dataset, step):
         raise StoreError(f"unknown journal step {op!r}")
 
 
-def _field_type(suffix):
+def _field_type(step):
     import fiftyone as fo
 
-    kind = record.FIELD_KINDS[suffix]
-    ftype = getattr(fo, kind.ftype)
-    subfield = getattr(fo, kind.subfield) if kind.subfield else None
+    ftype = getattr(fo, step["ftype"])
+    subfield = getattr(fo, step["subfield"]) if step.get("subfield") \
+        else None
     return ftype, subfield
 
 
 def _declare(dataset, step):
     dataset.reload()
     path = step["path"]
-    ftype, subfield = _field_type(step["suffix"])
+    ftype, subfield = _field_type(step)
     field = dataset.get_field(path)
     if field is not None and not isinstance(field, ftype):
         # Another writer's field of another type: the earlier checks refuse
@@ -807,7 +816,7 @@ def _drop_orphan_records(dataset):
                                {"key": 1, "config": 1}):
         if doc["_id"] in referenced:
             continue
-        if not is_clustering_config(doc.get("config")):
+        if not is_our_config(doc.get("config")):
             continue
         _delete_record_doc(doc["_id"])
         out.append(f"removed an unreferenced record of run "

@@ -111,7 +111,7 @@ def test_compute_clusters_from_the_palette_and_browse_them(app_dataset):
         expect(page.get_by_text("PCA, then UMAP (recommended)")).to_be_visible()
         page.get_by_text("PCA, then UMAP (recommended)").click()
         page.get_by_role("option", name="PCA", exact=True).click()
-        expect(page.get_by_text("Min cluster size")).to_be_visible()
+        expect(page.get_by_text("Min cluster size", exact=True)).to_be_visible()
         _shot(page, "3-form.png")
         page.get_by_role("button", name="Execute").click()
 
