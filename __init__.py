@@ -6,6 +6,14 @@ fast: torch, transformers, umap, hdbscan and scikit-learn load only when a
 run needs them.
 """
 
+from .analysis.duplicates import find_exact_duplicates, find_near_duplicates
+from .analysis.results import (
+    delete_analysis,
+    list_analyses,
+    load_duplicates,
+    load_uniqueness,
+)
+from .analysis.uniqueness import compute_uniqueness
 from .clustering.assign import assign_clusters
 from .clustering.charts import plot_run
 from .clustering.compare import RunComparison, compare_runs

@@ -31,10 +31,30 @@ def mixture(n, d, n_true, seed=0, spread=1.0, chunk=100_000):
         yield X.astype(np.float32), labels
 
 
+def with_copies(chunks, every, noise=0.1, seed=0):
+    """Mixture chunks in which each ``every``-th row is a near copy of the
+    row before it (tiny noise): planted duplicates. Yields ``(X,
+    labels)``; a copy's label is its original's row number negated minus
+    one, so benchmarks can count the pairs found."""
+    rng = np.random.default_rng(seed + 7)
+    offset = 0
+    for X, labels in chunks:
+        labels = labels.astype(np.int64)
+        rows = np.arange(every - 1 - offset % every, len(X), every)
+        rows = rows[rows > 0]
+        X[rows] = X[rows - 1] + rng.normal(
+            scale=noise, size=(len(rows), X.shape[1])).astype(np.float32)
+        labels[rows] = -(offset + rows - 1) - 1
+        offset += len(X)
+        yield X, labels
+
+
 def embeddings_dataset(name, n, d=512, n_true=100, seed=0, field="emb",
-                       log=print):
+                       log=print, copies_every=None):
     """A dataset ``name`` of ``n`` samples whose ``field`` holds mixture
-    vectors (reused when it already exists with that many samples)."""
+    vectors (reused when it already exists with that many samples); with
+    ``copies_every``, every such row is a planted near copy (see
+    :func:`with_copies`)."""
     import fiftyone as fo
     import fiftyone.core.utils as fou
     from bson import ObjectId
@@ -53,7 +73,10 @@ def embeddings_dataset(name, n, d=512, n_true=100, seed=0, field="emb",
     rng = np.random.default_rng(seed + 1)
     t = time.time()
     written = 0
-    for X, labels in mixture(n, d, n_true, seed):
+    chunks = mixture(n, d, n_true, seed)
+    if copies_every:
+        chunks = with_copies(chunks, copies_every, seed=seed)
+    for X, labels in chunks:
         docs = [{
             "_id": ObjectId(),
             "filepath": f"/synthetic/{name}/{written + i:08d}.jpg",

@@ -25,9 +25,15 @@ def _as_float32(X):
     return np.ascontiguousarray(X, dtype=np.float32)
 
 
-def _unit_rows(X):
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    return _as_float32(X / np.where(norms > 0, norms, 1.0))
+def unit_rows(X, copy=True):
+    X = _as_float32(X)
+    if copy:
+        X = X.copy()
+    for start in range(0, len(X), QUERY_CHUNK):
+        part = X[start:start + QUERY_CHUNK]
+        norms = np.linalg.norm(part, axis=1, keepdims=True)
+        part /= np.where(norms > 0, norms, 1.0)
+    return X
 
 
 class Neighbors:
@@ -39,12 +45,16 @@ class Neighbors:
             exact up to :data:`EXACT_LIMIT` points
         nprobe: inverted lists visited per query (IVF)
         seed: seed of the IVF's k-means
+        compress: store the IVF's vectors as 8-bit codes (a quarter of
+            the memory) and re-rank each query's candidates by their exact
+            distances; the choice at a million vectors
     """
 
     # pynndescent's attribute that UMAP's transform reads.
     _angular_trees = False
 
-    def __init__(self, metric="euclidean", exact=None, nprobe=32, seed=0):
+    def __init__(self, metric="euclidean", exact=None, nprobe=32, seed=0,
+                 compress=False):
         if metric not in METRICS:
             raise ParamError(f"neighbours: metric must be one of "
                              f"{', '.join(METRICS)}, got {metric!r}")
@@ -52,11 +62,15 @@ class Neighbors:
         self.exact = exact
         self.nprobe = nprobe
         self.seed = seed
+        self.compress = compress
         self._index = None
 
-    def fit(self, X, progress=None):
+    def fit(self, X, progress=None, copy=True):
+        """Indexes the rows of ``X``; with ``copy=False`` and the cosine
+        metric, ``X`` itself is normalised in place (no second copy at
+        scale)."""
         X = _as_float32(X)
-        self._data = _unit_rows(X) if self.metric == "cosine" else X
+        self._data = unit_rows(X, copy) if self.metric == "cosine" else X
         self._build(progress)
         return self
 
@@ -72,14 +86,26 @@ class Neighbors:
             from .kmeans import KMeans
 
             nlist = int(min(max(16, 4 * np.sqrt(n)), n // 39 or 1))
-            km = KMeans(nlist, engine="faiss", seed=self.seed,
+            # Coarse cells need no careful seeding: random starts, as
+            # faiss's own IVF training does, cost nothing at a million.
+            km = KMeans(nlist, engine="faiss", seed=self.seed, init="random",
                         train_per_centroid=64, max_iter=10).fit(
                 X[np.random.default_rng(self.seed).choice(
                     n, min(n, nlist * 64), replace=False)])
             quantizer = faiss.IndexFlatL2(d)
-            index = faiss.IndexIVFFlat(quantizer, d, nlist)
-            index.train(km.cluster_centers_)
+            if self.compress:
+                # A quantizer already holding nlist centroids is not
+                # trained again; only the 8-bit codec learns its ranges.
+                quantizer.add(_as_float32(km.cluster_centers_))
+                index = faiss.IndexIVFScalarQuantizer(
+                    quantizer, d, nlist, faiss.ScalarQuantizer.QT_8bit)
+                index.train(X[np.random.default_rng(self.seed + 1).choice(
+                    n, min(n, 50_000), replace=False)])
+            else:
+                index = faiss.IndexIVFFlat(quantizer, d, nlist)
+                index.train(km.cluster_centers_)
             index.nprobe = min(self.nprobe, nlist)
+            self._quantizer = quantizer
         for start in range(0, n, QUERY_CHUNK * 8):
             index.add(X[start:start + QUERY_CHUNK * 8])
             if progress is not None:
@@ -98,14 +124,20 @@ class Neighbors:
         -1 with infinite distance."""
         X = _as_float32(X)
         if self.metric == "cosine":
-            X = _unit_rows(X)
+            X = unit_rows(X)
         k_search = min(k + int(exclude_self), self.n)
+        reranked = self.compress and not self.exact_
+        if reranked:
+            # Candidates from the 8-bit codes, ordered by exact distance.
+            k_search = min(2 * k_search + 2, self.n)
         n = len(X)
         indices = np.empty((n, k), dtype=np.int64)
         dists = np.empty((n, k), dtype=np.float32)
         for start in range(0, n, QUERY_CHUNK):
             stop = min(start + QUERY_CHUNK, n)
             D, I = self._index.search(X[start:stop], k_search)
+            if reranked:
+                I, D = self._rerank(X[start:stop], I)
             if exclude_self:
                 I, D = _drop_self(I, D, np.arange(start, stop), k)
             elif k_search < k:
@@ -115,6 +147,19 @@ class Neighbors:
             if progress is not None:
                 progress(stop, n, "searching")
         return indices, dists
+
+    def _rerank(self, Q, I):
+        """Exact squared distances to the candidates ``I``, sorted."""
+        D = np.full(I.shape, np.inf, dtype=np.float32)
+        for row in range(0, len(Q), 1024):
+            cand = I[row:row + 1024]
+            vecs = self._data[np.maximum(cand, 0)]
+            diff = vecs - Q[row:row + 1024, None, :]
+            part = np.einsum("ijk,ijk->ij", diff, diff)
+            D[row:row + 1024] = np.where(cand < 0, np.inf, part)
+        order = np.argsort(D, axis=1, kind="stable")
+        return (np.take_along_axis(I, order, 1),
+                np.take_along_axis(D, order, 1))
 
     def _distance(self, squared, indices):
         squared = np.maximum(squared, 0.0)
@@ -129,9 +174,10 @@ class Neighbors:
     def __getstate__(self):
         return {"metric": self.metric, "exact": self.exact,
                 "nprobe": self.nprobe, "seed": self.seed,
-                "_data": self._data}
+                "compress": self.compress, "_data": self._data}
 
     def __setstate__(self, state):
+        self.compress = False
         self.__dict__.update(state)
         self._index = None
         self._build()

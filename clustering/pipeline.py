@@ -287,8 +287,21 @@ def compute_clusters(
 
 def embed_stage(plan, report):
     """Vectors for every sample (or object) of the plan's collection."""
-    verb = "embedded" if plan.embedder is not None else "read"
-    report(0.0, "embedding" if plan.embedder is not None else "reading")
+    return embed_samples(
+        plan.samples, plan.embedder, plan.embeddings_field,
+        plan.patches_field, report, num_workers=plan.num_workers,
+        batch_size=plan.batch_size, executor=plan.executor,
+        decode=plan.decode)
+
+
+def embed_samples(samples, embedder, embeddings_field, patches_field, report,
+                  share=0.7, minimum=2, **common):
+    """Vectors for every sample (or object, with ``patches_field``) of
+    ``samples``, computed (and cached) by ``embedder`` or read from
+    ``embeddings_field``; progress fills ``[0, share]`` of the bar.
+    Raises unless at least ``minimum`` rows have a vector."""
+    verb = "embedded" if embedder is not None else "read"
+    report(0.0, "embedding" if embedder is not None else "reading")
     last_percent = [-1]
 
     def embed_progress(done, total):
@@ -296,22 +309,20 @@ def embed_stage(plan, report):
         percent = 100 * done // max(total, 1)
         if percent != last_percent[0] or done == total:
             last_percent[0] = percent
-            report(0.7 * done / max(total, 1), f"{verb} {done} of {total}")
+            report(share * done / max(total, 1), f"{verb} {done} of {total}")
 
-    common = dict(num_workers=plan.num_workers, batch_size=plan.batch_size,
-                  progress=embed_progress, executor=plan.executor,
-                  decode=plan.decode)
-    if plan.patches_field:
+    if patches_field:
         emb = get_patch_embeddings(
-            plan.samples, plan.patches_field, embedder=plan.embedder,
-            attribute=plan.embeddings_field, **common)
+            samples, patches_field, embedder=embedder,
+            attribute=embeddings_field, progress=embed_progress, **common)
     else:
-        emb = get_embeddings(plan.samples, embedder=plan.embedder,
-                             field=plan.embeddings_field, **common)
-    if len(emb.ids) < 2:
+        emb = get_embeddings(samples, embedder=embedder,
+                             field=embeddings_field, progress=embed_progress,
+                             **common)
+    if len(emb.ids) < minimum:
         raise ValueError(
             f"only {len(emb.ids)} of {len(emb.ids) + len(emb.skipped)} "
-            "samples could be embedded; nothing to cluster"
+            "samples could be embedded; nothing to do"
             + _skip_summary(emb.skipped)
         )
     if emb.skipped:
@@ -406,7 +417,7 @@ def record_stage(plan, emb, reductions, fit, labels, geo, metrics, points,
         "kind": record.RUN_KIND,
         "record_version": record.RECORD_VERSION,
         "run_id": record.new_run_id(),
-        "plugin_version": _plugin_version(),
+        "plugin_version": plugin_version(),
         "method": plan.clusterer.name,
         "params": plan.clusterer.params,
         "embedder": plan.embedder.spec() if plan.embedder else None,
@@ -424,21 +435,21 @@ def record_stage(plan, emb, reductions, fit, labels, geo, metrics, points,
         "map": {"method": plan.map, "brain_key": plan.brain_key,
                 "layout": map_facts}
         if points is not None else None,
-        "libraries": _library_versions(),
+        "libraries": library_versions(),
     }
     results = {
         "clusters": _cluster_summaries(geo),
-        "metrics": _plain(metrics),
-        "reductions": _plain(reductions),
+        "metrics": plain(metrics),
+        "reductions": plain(reductions),
         "embedding": {
             "dims": int(emb.vectors.shape[1]),
             "computed": emb.computed,
             "reused": emb.reused,
         },
         "timings": timings.as_dict(),
-        "skipped": _skipped_summary(plan, emb),
+        "skipped": skipped_summary(emb),
         "sweep": fit.sweep,
-        "external": _plain(external),
+        "external": plain(external),
         "reassigned": int(moved.sum()) if moved is not None else None,
     }
     return config, results, columns
@@ -457,7 +468,7 @@ def _cluster_summaries(geo):
     ]
 
 
-def _skipped_summary(plan, emb):
+def skipped_summary(emb):
     listed = list(emb.skipped.items())[:MAX_SKIPPED_LISTED]
     return {
         "count": len(emb.skipped),
@@ -524,12 +535,12 @@ def _skip_summary(skipped):
     return ": " + "; ".join(parts)
 
 
-def _plain(obj):
+def plain(obj):
     """Converts numpy scalars and arrays inside ``obj`` to plain JSON."""
     if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
+        return {str(k): plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
+        return [plain(v) for v in obj]
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     if isinstance(obj, np.generic):
@@ -537,7 +548,7 @@ def _plain(obj):
     return obj
 
 
-def _library_versions():
+def library_versions():
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
@@ -550,7 +561,7 @@ def _library_versions():
     return out
 
 
-def _plugin_version():
+def plugin_version():
     from importlib.metadata import PackageNotFoundError, version
 
     try:

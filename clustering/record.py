@@ -72,6 +72,27 @@ FIELD_KINDS = {
     "group": FieldKind("StringField", "Group of the cluster, run '{key}'"),
 }
 
+# The fields of a duplicates run (near or exact) and of a uniqueness run.
+DUPLICATE_FIELD_KINDS = {
+    "group": FieldKind(
+        "IntField", "Duplicate group of run '{key}' (unset: no duplicate)"
+    ),
+    "dist": FieldKind(
+        "FloatField",
+        "Cosine distance to the representative of the sample's duplicate "
+        "group, run '{key}'"
+    ),
+    "rep": FieldKind(
+        "BooleanField",
+        "Whether the sample represents its duplicate group, run '{key}'"
+    ),
+}
+UNIQUENESS_FIELD_KINDS = {
+    "score": FieldKind(
+        "FloatField", "Uniqueness in [0, 1] (1: the most unique), run '{key}'"
+    ),
+}
+
 # The fields a clustering writes; later steps add their own.
 CLUSTERING_SUFFIXES = ("cluster", "dist", "sim", "size", "prob", "outlier")
 

@@ -1,6 +1,14 @@
 """FiftyOne operators and panels: read the form, call the SDK, show the
 result."""
 
+from .analysis import (
+    ActOnDuplicates,
+    ComputeUniqueness,
+    DeleteAnalysisRun,
+    FindExactDuplicates,
+    FindNearDuplicates,
+    LoadDuplicatesView,
+)
 from .compute import ComputeClusters
 from .curation import (
     ExportClusters,
@@ -36,6 +44,12 @@ OPERATORS = (
     TagClusters,
     GroupClusters,
     ExportClusters,
+    ComputeUniqueness,
+    FindNearDuplicates,
+    FindExactDuplicates,
+    LoadDuplicatesView,
+    ActOnDuplicates,
+    DeleteAnalysisRun,
 )
 PANELS = (ClustersPanel,)
 

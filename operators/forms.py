@@ -142,20 +142,25 @@ def add_choice(inputs, name, options, default, label, description=None):
     )
 
 
-def add_run_key_input(ctx, inputs, name="run_key", overwrite_name="overwrite"):
-    """A new run key, checked as the user types."""
+def add_run_key_input(ctx, inputs, name="run_key", overwrite_name="overwrite",
+                      kind=None, base="clusters",
+                      description="Names the run; its fields are "
+                      "<run key>_cluster, ..."):
+    """A new run key (of ``kind``: a clustering run by default), checked as
+    the user types."""
     from ..clustering import record
-    from ..clustering.runs import free_run_key, list_runs
+    from ..clustering.runs import free_run_key, records_of
 
+    kind = kind or record.RUN_KIND
     key = ctx.params.get(name)
     overwrite = ctx.params.get(overwrite_name, False)
     dataset = ctx.dataset
     prop = inputs.str(
         name,
         required=True,
-        default=free_run_key(dataset),
+        default=free_run_key(dataset, base),
         label="Run key",
-        description="Names the run; its fields are <run key>_cluster, ...",
+        description=description,
     )
     if key is not None:
         try:
@@ -167,9 +172,13 @@ def add_run_key_input(ctx, inputs, name="run_key", overwrite_name="overwrite"):
                 "underscores; not starting with a digit or '_')"
             )
         else:
-            if dataset.has_run(key) and key not in list_runs(dataset):
+            same_kind = records_of(dataset, (kind,))
+            if dataset.has_run(key) and key not in same_kind:
                 prop.invalid = True
-                prop.error_message = f"'{key}' is not a clustering run"
+                prop.error_message = (
+                    f"'{key}' is not a clustering run"
+                    if kind == record.RUN_KIND else
+                    f"'{key}' is a run of another kind")
             elif dataset.has_run(key) and not overwrite:
                 prop.invalid = True
                 prop.error_message = (

@@ -1,0 +1,442 @@
+"""Operators for uniqueness and duplicates: compute, view, tag or delete
+(after a confirmation that shows the counts), and delete a run. Each reads
+the form, calls the SDK and shows the result."""
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from ..analysis import duplicates as dups
+from ..analysis import results as analysis
+from ..clustering import record
+from ..embedders import EMBEDDERS
+from .base import GeneratorOperator, run_with_progress
+from .calling import call
+from .compute import FROM_FIELD, _check_model, _vector_fields
+from .forms import (
+    add_choice,
+    add_run_key_input,
+    add_unit_inputs,
+    flat_samples,
+    read_unit_params,
+    settable_in_app,
+)
+
+DUPLICATE_ACTIONS = {
+    "groups": "Every duplicate group (representative first)",
+    "duplicates": "The duplicates only (what tagging or deleting acts on)",
+    "representatives": "The representatives only",
+    "leaks": "Groups that cross splits",
+}
+
+
+# -- the source of the vectors ------------------------------------------------
+
+
+def add_source_inputs(ctx, inputs, default):
+    """Embedder (with its parameters) or an existing vector field."""
+    params = ctx.params
+    embedders = {name: cls.label for name, cls in EMBEDDERS.items()
+                 if settable_in_app(cls)}
+    fields = _vector_fields(ctx.dataset)
+    if fields:
+        embedders[FROM_FIELD] = "An existing embeddings field"
+    add_choice(inputs, "embedder", embedders, default["name"], "Embedder",
+               "How images become vectors (cached and shared with "
+               "clustering runs)")
+    embedder = params.get("embedder", default["name"])
+    if embedder == FROM_FIELD and not fields:
+        prop = inputs.view("no_fields", types.Error(
+            label="This dataset has no embeddings field"))
+        prop.invalid = True
+    elif embedder == FROM_FIELD:
+        add_choice(inputs, "embeddings_field", {f: f for f in fields},
+                   fields[0], "Embeddings field", "No model is run")
+    elif embedder in EMBEDDERS:
+        cls = EMBEDDERS[embedder]
+        own = {k: v for k, v in default.items() if k != "name"} \
+            if embedder == default["name"] else {}
+        add_unit_inputs(ctx, inputs, f"embedder_{embedder}", cls, own,
+                        heading=cls.label)
+        _check_model(ctx, inputs, embedder)
+    return embedder
+
+
+def source_kwargs(params, default):
+    embedder = params.get("embedder", default["name"])
+    if embedder == FROM_FIELD:
+        return {"embeddings_field": params["embeddings_field"]}
+    own = {k: v for k, v in default.items() if k != "name"} \
+        if embedder == default["name"] else {}
+    return {"embedder": {"name": embedder, **read_unit_params(
+        params, f"embedder_{embedder}", EMBEDDERS[embedder], own)}}
+
+
+def _target_notice(ctx, inputs, what):
+    n = len(flat_samples(ctx.target_view()))
+    inputs.view("target_count", types.Notice(
+        label=f"{what} {n:,} sample{'s' if n != 1 else ''}"))
+
+
+def _source_call_params(embedder, embeddings_field, embedder_params):
+    params = {"embedder": FROM_FIELD if embeddings_field and not embedder
+              else embedder, "embeddings_field": embeddings_field}
+    name = params["embedder"]
+    for k, v in (embedder_params or {}).items():
+        params[f"embedder_{name}__{k}"] = v
+    return params
+
+
+# -- compute ------------------------------------------------------------------
+
+
+class ComputeUniqueness(GeneratorOperator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="compute_uniqueness",
+            label="Compute uniqueness",
+            description="Score how unique each image is, from its "
+            "embedding's nearest neighbours",
+            dynamic=True,
+            execute_as_generator=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+            default_choice_to_delegated=True,
+        )
+
+    def resolve_input(self, ctx):
+        from ..clustering.presets import DEFAULT_PRESET, PRESETS
+
+        inputs = types.Object()
+        inputs.view_target(ctx, action_description="Score")
+        _target_notice(ctx, inputs, "Scores")
+        add_run_key_input(ctx, inputs, kind=record.UNIQUENESS_KIND,
+                          base="uniqueness",
+                          description="Names the run; the score is in "
+                          "<run key>_score")
+        add_source_inputs(ctx, inputs, PRESETS[DEFAULT_PRESET]["embedder"])
+        return types.Property(inputs,
+                              view=types.View(label="Compute uniqueness"))
+
+    def run(self, ctx):
+        from ..analysis.uniqueness import compute_uniqueness
+        from ..clustering.presets import DEFAULT_PRESET, PRESETS
+
+        key = ctx.params["run_key"]
+        run = yield from run_with_progress(
+            ctx, compute_uniqueness, samples=flat_samples(ctx.target_view()),
+            key=key, overwrite=ctx.params.get("overwrite", False),
+            **source_kwargs(ctx.params, PRESETS[DEFAULT_PRESET]["embedder"]))
+        if not ctx.delegated:
+            yield ctx.trigger("reload_dataset")
+            yield ctx.trigger("set_view", {
+                "view": run.most_unique()._serialize()})
+        yield ctx.trigger("notify", {
+            "message": f"Run '{key}': {run.results['samples']:,} samples "
+            f"scored in '{run.field}', most unique first",
+            "variant": "success"})
+
+    def __call__(self, sample_collection, run_key="uniqueness",
+                 embedder=None, embeddings_field=None, embedder_params=None,
+                 overwrite=False, delegate=False, delegation_target=None):
+        params = {"run_key": run_key, "overwrite": overwrite,
+                  **_source_call_params(embedder, embeddings_field,
+                                        embedder_params)}
+        result = call(self, sample_collection, params, delegate,
+                      delegation_target)
+        return result if delegate else analysis.load_uniqueness(
+            sample_collection, run_key)
+
+
+class FindNearDuplicates(GeneratorOperator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="find_near_duplicates",
+            label="Find near-duplicates",
+            description="Group images whose embeddings are within a cosine "
+            "distance",
+            dynamic=True,
+            execute_as_generator=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+            default_choice_to_delegated=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        inputs.view_target(ctx, action_description="Search")
+        _target_notice(ctx, inputs, "Searches")
+        add_run_key_input(ctx, inputs, kind=record.DUPLICATES_KIND,
+                          base="near_dups",
+                          description="Names the run; its fields are "
+                          "<run key>_group, _dist and _rep")
+        embedder = add_source_inputs(ctx, inputs, dups.DEFAULT_EMBEDDER)
+        default = dups.DEFAULT_THRESHOLDS.get(embedder,
+                                              dups.FALLBACK_THRESHOLD)
+        prop = inputs.float("threshold", default=default, label="Threshold",
+                            description="Cosine distance under which two "
+                            f"images are duplicates (default for this "
+                            f"embedder: {default})")
+        value = ctx.params.get("threshold")
+        if value is not None:
+            try:
+                dups.THRESHOLD.clean("find_near_duplicates", value)
+            except ValueError as e:
+                prop.invalid = True
+                prop.error_message = str(e)
+        add_choice(inputs, "representative", {
+            "centre": "The one nearest the group's centre",
+            "largest": "The largest file",
+        }, "centre", "Representative", "Kept when duplicates are tagged or "
+                   "deleted")
+        return types.Property(inputs,
+                              view=types.View(label="Find near-duplicates"))
+
+    def run(self, ctx):
+        key = ctx.params["run_key"]
+        run = yield from run_with_progress(
+            ctx, dups.find_near_duplicates,
+            samples=flat_samples(ctx.target_view()), key=key,
+            threshold=ctx.params.get("threshold"),
+            representative=ctx.params.get("representative") or "centre",
+            overwrite=ctx.params.get("overwrite", False),
+            **source_kwargs(ctx.params, dups.DEFAULT_EMBEDDER))
+        yield from _show_duplicates(ctx, run)
+
+    def __call__(self, sample_collection, run_key="near_dups",
+                 threshold=None, representative=None, embedder=None,
+                 embeddings_field=None, embedder_params=None,
+                 overwrite=False, delegate=False, delegation_target=None):
+        params = {"run_key": run_key, "threshold": threshold,
+                  "representative": representative, "overwrite": overwrite,
+                  **_source_call_params(embedder, embeddings_field,
+                                        embedder_params)}
+        result = call(self, sample_collection, params, delegate,
+                      delegation_target)
+        return result if delegate else analysis.load_duplicates(
+            sample_collection, run_key)
+
+
+class FindExactDuplicates(GeneratorOperator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="find_exact_duplicates",
+            label="Find exact duplicates",
+            description="Group files with identical contents",
+            dynamic=True,
+            execute_as_generator=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        inputs.view_target(ctx, action_description="Search")
+        _target_notice(ctx, inputs, "Hashes")
+        add_run_key_input(ctx, inputs, kind=record.DUPLICATES_KIND,
+                          base="exact_dups",
+                          description="Names the run; its fields are "
+                          "<run key>_group, _dist and _rep")
+        return types.Property(inputs,
+                              view=types.View(label="Find exact duplicates"))
+
+    def run(self, ctx):
+        key = ctx.params["run_key"]
+        run = yield from run_with_progress(
+            ctx, dups.find_exact_duplicates,
+            samples=flat_samples(ctx.target_view()), key=key,
+            overwrite=ctx.params.get("overwrite", False))
+        yield from _show_duplicates(ctx, run)
+
+    def __call__(self, sample_collection, run_key="exact_dups",
+                 overwrite=False, delegate=False, delegation_target=None):
+        result = call(self, sample_collection,
+                      {"run_key": run_key, "overwrite": overwrite}, delegate,
+                      delegation_target)
+        return result if delegate else analysis.load_duplicates(
+            sample_collection, run_key)
+
+
+def _show_duplicates(ctx, run):
+    r = run.results
+    if not ctx.delegated:
+        yield ctx.trigger("reload_dataset")
+        if r["groups"]:
+            yield ctx.trigger("set_view", {"view": run.view()._serialize()})
+    message = (f"Run '{run.key}': {r['duplicates']:,} duplicate(s) in "
+               f"{r['groups']:,} group(s) among {r['samples']:,} samples")
+    skipped = (r.get("skipped") or {}).get("count")
+    if skipped:
+        message += f" ({skipped:,} could not be read)"
+    yield ctx.trigger("notify", {"message": message, "variant": "success"})
+
+
+# -- existing runs --------------------------------------------------------------
+
+
+def _add_analysis_run_input(ctx, inputs, kind):
+    keys = sorted(analysis.list_analyses(ctx.dataset, kind))
+    if not keys:
+        prop = inputs.view("no_runs", types.Warning(
+            label=f"This dataset has no {kind} runs"))
+        prop.invalid = True
+        return None
+    choices = types.DropdownView()
+    for key in keys:
+        choices.add_choice(key, label=key)
+    inputs.enum("run_key", keys, default=keys[-1], required=True,
+                label="Run", view=choices)
+    return ctx.params.get("run_key", keys[-1])
+
+
+class LoadDuplicatesView(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="load_duplicates_view",
+            label="Load duplicates view",
+            description="Show a duplicates run's groups, its duplicates, "
+            "its representatives, or the groups that cross splits",
+            dynamic=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        key = _add_analysis_run_input(ctx, inputs, "duplicates")
+        if key is None:
+            return types.Property(inputs)
+        add_choice(inputs, "show", DUPLICATE_ACTIONS, "groups", "Show")
+        if ctx.params.get("show") == "leaks":
+            inputs.str("splits", required=False, label="Split tags",
+                       description="Comma-separated sample tags, e.g. "
+                       "train, test")
+            inputs.str("split_field", required=False, label="Or split field",
+                       description="A field holding each sample's split")
+        return types.Property(inputs,
+                              view=types.View(label="Load duplicates view"))
+
+    def execute(self, ctx):
+        run = analysis.load_duplicates(ctx.dataset, ctx.params["run_key"])
+        show = ctx.params.get("show") or "groups"
+        if show == "leaks":
+            splits = [s.strip() for s in (ctx.params.get("splits") or "")
+                      .split(",") if s.strip()] or None
+            leaks = run.leaks(split_field=ctx.params.get("split_field")
+                              or None, splits=splits)
+            view = leaks.view()
+            ctx.ops.notify(f"{len(leaks):,} group(s) cross splits: "
+                           + (", ".join(f"{k}: {v}" for k, v in
+                                        leaks.pairs.items()) or "none"))
+        else:
+            view = {"groups": run.view, "duplicates": run.duplicates_view,
+                    "representatives": run.representatives_view}[show]()
+        ctx.ops.set_view(view)
+        return {"count": len(view)}
+
+    def __call__(self, sample_collection, run_key, show="groups",
+                 splits=None, split_field=None):
+        return call(self, sample_collection, {
+            "run_key": run_key, "show": show, "split_field": split_field,
+            "splits": ", ".join(splits) if splits else None}, False, None)
+
+
+class ActOnDuplicates(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="act_on_duplicates",
+            label="Tag or delete duplicates",
+            description="Tag, or delete from the dataset, every duplicate "
+            "but each group's representative",
+            dynamic=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        key = _add_analysis_run_input(ctx, inputs, "duplicates")
+        if key is None:
+            return types.Property(inputs)
+        add_choice(inputs, "action", {
+            "tag": "Tag them",
+            "delete": "Delete them from the dataset (files stay on disk)",
+        }, "tag", "Action")
+        counts = analysis.load_duplicates(ctx.dataset, key).counts()
+        action = ctx.params.get("action", "tag")
+        if action == "tag":
+            inputs.str("tag", default="duplicate", required=True, label="Tag")
+        verb = "tagged" if action == "tag" else "DELETED from the dataset"
+        inputs.view("counts", types.Notice(
+            label=f"{counts['duplicates']:,} sample(s) will be {verb}; "
+            f"the {counts['groups']:,} representative(s) are kept"))
+        if action == "delete":
+            inputs.int("confirm", required=True,
+                       label=f"Type {counts['duplicates']} to confirm",
+                       description="The number of samples to delete")
+            typed = ctx.params.get("confirm")
+            if typed is not None and typed != counts["duplicates"]:
+                prop = inputs.get_property("confirm")
+                prop.invalid = True
+                prop.error_message = (f"Type {counts['duplicates']} to "
+                                      "delete them")
+        return types.Property(inputs, view=types.View(
+            label="Tag or delete duplicates"))
+
+    def execute(self, ctx):
+        run = analysis.load_duplicates(ctx.dataset, ctx.params["run_key"])
+        if ctx.params.get("action", "tag") == "delete":
+            n = run.delete_duplicates(confirm=ctx.params.get("confirm"))
+            message = f"Deleted {n:,} duplicate(s) of run '{run.key}'"
+        else:
+            tag = ctx.params.get("tag") or "duplicate"
+            n = run.tag_duplicates(tag)
+            message = f"Tagged {n:,} duplicate(s) of run '{run.key}' '{tag}'"
+        ctx.ops.reload_dataset()
+        ctx.ops.notify(message, variant="success")
+        return {"count": n}
+
+    def __call__(self, sample_collection, run_key, action="tag",
+                 tag="duplicate", confirm=None):
+        return call(self, sample_collection, {
+            "run_key": run_key, "action": action, "tag": tag,
+            "confirm": confirm}, False, None)
+
+
+class DeleteAnalysisRun(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="delete_analysis_run",
+            label="Delete uniqueness or duplicates run",
+            description="Delete the run and its fields (never samples)",
+            dynamic=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        keys = sorted(analysis.list_analyses(ctx.dataset))
+        if not keys:
+            prop = inputs.view("no_runs", types.Warning(
+                label="This dataset has no uniqueness or duplicates runs"))
+            prop.invalid = True
+            return types.Property(inputs)
+        choices = types.DropdownView()
+        for key in keys:
+            choices.add_choice(key, label=key)
+        inputs.enum("run_key", keys, required=True, label="Run",
+                    view=choices)
+        return types.Property(inputs, view=types.View(
+            label="Delete uniqueness or duplicates run"))
+
+    def execute(self, ctx):
+        key = ctx.params["run_key"]
+        analysis.delete_analysis(ctx.dataset, key)
+        ctx.ops.set_view(ctx.dataset.view())
+        ctx.ops.reload_dataset()
+        ctx.ops.notify(f"Deleted run '{key}' and its fields",
+                       variant="success")
+
+    def __call__(self, sample_collection, run_key):
+        return call(self, sample_collection, {"run_key": run_key}, False,
+                    None)
