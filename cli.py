@@ -133,6 +133,8 @@ def _cmd_cluster(args):
         batch_size=args.batch_size,
         noise=args.noise,
         gt_field=_gt_field(dataset, args),
+        executor=args.executor,
+        ray_address=args.ray_address,
         progress=not args.quiet,
         **_parse_assignments(args.param, "method parameters"),
     )
@@ -360,6 +362,61 @@ def _cmd_delete(args):
     return 0
 
 
+def _source_kwargs(args):
+    embedder = None
+    if args.embedder or args.embedder_param:
+        embedder = {"name": args.embedder or "pixels",
+                    **_parse_assignments(args.embedder_param,
+                                         "embedder parameters")}
+    return dict(embedder=embedder, embeddings_field=args.embeddings_field,
+                executor=args.executor, ray_address=args.ray_address,
+                num_workers=args.num_workers, batch_size=args.batch_size,
+                overwrite=args.overwrite, progress=not args.quiet)
+
+
+def _cmd_uniqueness(args):
+    from .analysis.uniqueness import compute_uniqueness
+
+    dataset = _load(args.dataset)
+    run = compute_uniqueness(dataset, key=args.run_key,
+                             **_source_kwargs(args))
+    print(f"Run '{run.key}': {run.results['samples']:,} samples scored in "
+          f"'{run.field}'. Most unique:")
+    for sample in run.most_unique(args.top):
+        print(f"  {sample[run.field]:.3f}  {sample.filepath}")
+    return 0
+
+
+def _cmd_duplicates(args):
+    from .analysis import duplicates
+
+    dataset = _load(args.dataset)
+    if args.exact:
+        run = duplicates.find_exact_duplicates(
+            dataset, key=args.run_key or "exact_dups",
+            overwrite=args.overwrite, num_workers=args.num_workers,
+            progress=not args.quiet)
+    else:
+        run = duplicates.find_near_duplicates(
+            dataset, key=args.run_key or "near_dups",
+            threshold=args.threshold, patches_field=args.patches_field,
+            representative=args.representative, **_source_kwargs(args))
+    r = run.results
+    print(f"Run '{run.key}': {r['duplicates']:,} duplicate(s) in "
+          f"{r['groups']:,} group(s) among {r['samples']:,} samples")
+    if args.split_tags:
+        leaks = run.leaks(splits=[t.strip() for t in
+                                  args.split_tags.split(",")])
+        print(f"Groups across splits: {leaks.report()}")
+    if args.tag:
+        print(f"Tagged {run.tag_duplicates(args.tag):,} duplicate(s) "
+              f"'{args.tag}'")
+    if args.delete is not None:
+        print(f"Deleted {run.delete_duplicates(confirm=args.delete):,} "
+              "duplicate(s) from the dataset (files are kept)")
+    return 0
+
+
 def _cmd_repair(args):
     from .clustering.runs import repair
 
@@ -369,6 +426,26 @@ def _cmd_repair(args):
     print(f"Repaired '{args.dataset}': " + (f"{len(done)} change(s)" if done
                                              else "nothing to repair"))
     return 0
+
+
+def _add_executor_args(p):
+    p.add_argument("--executor", choices=("local", "ray"), default=None,
+                   help="where images are embedded (default: local)")
+    p.add_argument("--ray-address", help="Ray cluster, e.g. "
+                   "ray://head:10001 or head:6379 (with --executor ray)")
+
+
+def _add_source_args(p):
+    p.add_argument("--embedder", help="embedder name, e.g. pixels, dino")
+    p.add_argument("--embedder-param", action="append", metavar="NAME=VALUE",
+                   help="embedder parameter (repeatable)")
+    p.add_argument("--embeddings-field",
+                   help="use this existing vector field instead")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--num-workers", type=int, help="image decoding workers")
+    p.add_argument("--batch-size", type=int, help="images per batch")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_executor_args(p)
 
 
 def build_parser():
@@ -418,6 +495,7 @@ def build_parser():
     c.add_argument("--seed", type=int, default=51)
     c.add_argument("--num-workers", type=int, help="image decoding workers")
     c.add_argument("--batch-size", type=int, help="images per batch")
+    _add_executor_args(c)
     c.add_argument("--label-field", default="ground_truth",
                    help="classification field to score clusters against")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -478,6 +556,38 @@ def build_parser():
     rm.add_argument("dataset")
     rm.add_argument("key")
     rm.set_defaults(func=_cmd_delete)
+
+    un = sub.add_parser("uniqueness", help="score how unique each image "
+                        "is (field <run key>_score)")
+    un.add_argument("dataset")
+    un.add_argument("--run-key", default="uniqueness")
+    un.add_argument("--top", type=int, default=10,
+                    help="most unique samples to print")
+    _add_source_args(un)
+    un.set_defaults(func=_cmd_uniqueness)
+
+    du = sub.add_parser("duplicates", help="find near-duplicate (or, with "
+                        "--exact, identical) images")
+    du.add_argument("dataset")
+    du.add_argument("--run-key", help="run key (default: near_dups or "
+                    "exact_dups)")
+    du.add_argument("--exact", action="store_true",
+                    help="identical files (content hash) instead")
+    du.add_argument("--threshold", type=float,
+                    help="cosine distance (default: the embedder's)")
+    du.add_argument("--representative", default="centre",
+                    choices=("centre", "largest"))
+    du.add_argument("--patches-field",
+                    help="find duplicate objects of this Detections field")
+    du.add_argument("--split-tags", help="report groups that cross these "
+                    "comma-separated tags, e.g. train,test")
+    du.add_argument("--tag", help="tag every duplicate but the "
+                    "representatives")
+    du.add_argument("--delete", type=int, metavar="COUNT",
+                    help="delete every duplicate but the representatives "
+                    "from the dataset; COUNT must be their number")
+    _add_source_args(du)
+    du.set_defaults(func=_cmd_duplicates)
 
     rp = sub.add_parser(
         "repair", help="remove what killed runs left behind, and say what"

@@ -17,6 +17,7 @@ from ..clustering.pipeline import (
 )
 from ..clustering.presets import DEFAULT_PRESET, PRESETS
 from ..embedders import get_embedder
+from ..embedders.ray_executor import get_executor
 
 
 class Source:
@@ -26,7 +27,7 @@ class Source:
 
     def __init__(self, samples, embedder, embeddings_field, patches_field,
                  num_workers, batch_size, decode, executor, caller,
-                 default_embedder=None):
+                 default_embedder=None, ray_address=None):
         if embedder is None and embeddings_field is None:
             embedder = default_embedder or \
                 PRESETS[DEFAULT_PRESET]["embedder"]
@@ -47,7 +48,7 @@ class Source:
             num_workers=NUM_WORKERS.clean(caller, num_workers),
             batch_size=BATCH_SIZE.clean(caller, batch_size),
             decode=DECODE.clean(caller, decode),
-            executor=executor,
+            executor=get_executor(executor, ray_address),
         )
 
     @property

@@ -80,6 +80,7 @@ def find_near_duplicates(
     batch_size=None,
     decode="auto",
     executor=None,
+    ray_address=None,
     progress=None,
 ):
     """Finds groups of near-duplicate images (or objects) in ``samples``
@@ -105,7 +106,7 @@ def find_near_duplicates(
             ``<key>_rep``
         overwrite: replace an existing run of this key (kept intact until
             the new one is complete)
-        num_workers, batch_size, decode, executor: as for
+        num_workers, batch_size, decode, executor, ray_address: as for
             :func:`~image_clustering.compute_clusters`
         progress: ``True`` for a bar on stderr, or ``progress(fraction,
             message)``
@@ -117,7 +118,8 @@ def find_near_duplicates(
     representative = REPRESENTATIVE.clean(caller, representative)
     source = Source(samples, embedder, embeddings_field, patches_field,
                     num_workers, batch_size, decode, executor, caller,
-                    default_embedder=DEFAULT_EMBEDDER)
+                    default_embedder=DEFAULT_EMBEDDER,
+                    ray_address=ray_address)
     if threshold is None:
         threshold = default_threshold(source.embedder)
     threshold = THRESHOLD.clean(caller, threshold)

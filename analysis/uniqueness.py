@@ -36,6 +36,7 @@ def compute_uniqueness(
     batch_size=None,
     decode="auto",
     executor=None,
+    ray_address=None,
     progress=None,
 ):
     """Scores how unique each image of ``samples`` is, in [0, 1], into the
@@ -51,7 +52,7 @@ def compute_uniqueness(
         key: the run key
         overwrite: replace an existing run of this key (kept intact until
             the new one is complete)
-        num_workers, batch_size, decode, executor: as for
+        num_workers, batch_size, decode, executor, ray_address: as for
             :func:`~image_clustering.compute_clusters`
         progress: ``True`` for a bar on stderr, or ``progress(fraction,
             message)``
@@ -62,7 +63,8 @@ def compute_uniqueness(
     from .results import load_uniqueness
 
     source = Source(samples, embedder, embeddings_field, None, num_workers,
-                    batch_size, decode, executor, "compute_uniqueness")
+                    batch_size, decode, executor, "compute_uniqueness",
+                    ray_address=ray_address)
     fields = uniqueness_fields(key)
     expect = check_key(samples, key, fields.values(), overwrite,
                        record.UNIQUENESS_KIND)

@@ -156,20 +156,25 @@ class KMeans:
         import faiss
 
         k = self.n_clusters
-        init = self._initial_centres(X, seed)
+        centres = self._initial_centres(X, seed)
+        niter = self.max_iter or 30
         if self.progress is not None:
             self.progress(0.0, f"k-means: {k} centres chosen, iterating")
-        model = faiss.Kmeans(
-            X.shape[1], k,
-            niter=self.max_iter or 30,
-            seed=seed,
-            max_points_per_centroid=self.train_per_centroid,
-            min_points_per_centroid=1,
-            gpu=_faiss_gpus() > 0,
-            verbose=False,
-        )
-        model.train(X, init_centroids=init)
-        return model.centroids.copy(), model.cp.niter
+        # One Lloyd iteration per call, each starting from the last, so that
+        # a long training reports its progress (faiss's loop reports none).
+        for it in range(niter):
+            model = faiss.Kmeans(
+                X.shape[1], k, niter=1, seed=seed,
+                max_points_per_centroid=self.train_per_centroid,
+                min_points_per_centroid=1, gpu=_faiss_gpus() > 0,
+                verbose=False,
+            )
+            model.train(X, init_centroids=centres)
+            centres = model.centroids.copy()
+            if self.progress is not None:
+                self.progress(0.9 * (it + 1) / niter / self.n_init,
+                              f"k-means iteration {it + 1} of {niter}")
+        return centres, niter
 
     def predict(self, X):
         labels, _ = nearest(np.ascontiguousarray(X, dtype=np.float32),

@@ -89,7 +89,8 @@ class Neighbors:
             # Coarse cells need no careful seeding: random starts, as
             # faiss's own IVF training does, cost nothing at a million.
             km = KMeans(nlist, engine="faiss", seed=self.seed, init="random",
-                        train_per_centroid=64, max_iter=10).fit(
+                        train_per_centroid=64, max_iter=10,
+                        progress=_training_progress(progress)).fit(
                 X[np.random.default_rng(self.seed).choice(
                     n, min(n, nlist * 64), replace=False)])
             quantizer = faiss.IndexFlatL2(d)
@@ -181,6 +182,13 @@ class Neighbors:
         self.__dict__.update(state)
         self._index = None
         self._build()
+
+
+def _training_progress(progress):
+    if progress is None:
+        return None
+    return lambda fraction, message: progress(
+        int(1000 * fraction), 1000, "training cells")
 
 
 def _drop_self(I, D, own, k):

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..embedders import get_embedder
 from ..embedders.images import DECODE_MODES
+from ..embedders.ray_executor import get_executor
 from ..units import Param, ParamError
 from . import fitted, record, runs
 from .clusterers import get_clusterer
@@ -90,7 +91,7 @@ def make_plan(samples, run_key, embedder=None, reducer=None, method=None,
               patches_field=None, field_prefix=None, map="auto",
               overwrite=False, num_workers=None, batch_size=None,
               decode="auto", executor=None, noise=None, gt_field=None,
-              **params):
+              ray_address=None, **params):
     """Validates every choice of a run against ``samples`` before any work;
     raises :class:`~image_clustering.ParamError` naming the first bad
     one."""
@@ -99,6 +100,7 @@ def make_plan(samples, run_key, embedder=None, reducer=None, method=None,
     num_workers = NUM_WORKERS.clean("compute_clusters", num_workers)
     batch_size = BATCH_SIZE.clean("compute_clusters", batch_size)
     decode = DECODE.clean("compute_clusters", decode)
+    executor = get_executor(executor, ray_address)
     base = PRESETS.get(preset or DEFAULT_PRESET, {})
     if noise is None:
         # The preset's noise policy goes with the preset's method.
@@ -190,6 +192,7 @@ def compute_clusters(
     executor=None,
     noise=None,
     gt_field=None,
+    ray_address=None,
     progress=None,
     **params,
 ):
@@ -229,7 +232,10 @@ def compute_clusters(
         batch_size: images per embedding batch
         decode: decode images in ``threads``, worker ``processes``, or
             ``auto`` (processes on machines with 8 or more cores)
-        executor: what runs the embedding (default: this machine)
+        executor: what runs the embedding: ``"local"`` (the default),
+            ``"ray"`` (a Ray Data job on ``ray_address``, see
+            :mod:`~image_clustering.embedders.ray_executor`) or an executor
+        ray_address: the Ray cluster with ``executor="ray"``
         noise: ``keep`` noise as −1, or ``assign`` it to the most probable
             cluster (marked in the ``reassigned`` field); by default the
             preset's with the preset's method (``assign``), else ``keep``
@@ -250,7 +256,8 @@ def compute_clusters(
         preset=preset, patches_field=patches_field,
         field_prefix=field_prefix, map=map, overwrite=overwrite,
         num_workers=num_workers, batch_size=batch_size, decode=decode,
-        executor=executor, noise=noise, gt_field=gt_field, **params,
+        executor=executor, noise=noise, gt_field=gt_field,
+        ray_address=ray_address, **params,
     )
     report = Reporter(progress)
     timings = Timings()

@@ -14,6 +14,8 @@ from .calling import call
 from .compute import FROM_FIELD, _check_model, _vector_fields
 from .forms import (
     add_choice,
+    add_executor_inputs,
+    executor_kwargs,
     add_run_key_input,
     add_unit_inputs,
     flat_samples,
@@ -58,6 +60,7 @@ def add_source_inputs(ctx, inputs, default):
         add_unit_inputs(ctx, inputs, f"embedder_{embedder}", cls, own,
                         heading=cls.label)
         _check_model(ctx, inputs, embedder)
+        add_executor_inputs(ctx, inputs)
     return embedder
 
 
@@ -68,7 +71,8 @@ def source_kwargs(params, default):
     own = {k: v for k, v in default.items() if k != "name"} \
         if embedder == default["name"] else {}
     return {"embedder": {"name": embedder, **read_unit_params(
-        params, f"embedder_{embedder}", EMBEDDERS[embedder], own)}}
+        params, f"embedder_{embedder}", EMBEDDERS[embedder], own)},
+        **executor_kwargs(params)}
 
 
 def _target_notice(ctx, inputs, what):

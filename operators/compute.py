@@ -15,6 +15,8 @@ from .base import GeneratorOperator, run_with_progress
 from .calling import call
 from .forms import (
     add_choice,
+    add_executor_inputs,
+    executor_kwargs,
     add_run_key_input,
     add_unit_inputs,
     flat_samples,
@@ -210,6 +212,7 @@ class ComputeClusters(GeneratorOperator):
                        "A Classification field to measure the clusters "
                        "against (ARI, AMI, purity)")
         inputs.int("seed", default=51, label="Random seed")
+        add_executor_inputs(ctx, inputs)
 
     def run(self, ctx):
         kwargs = sdk_kwargs(ctx.params)
@@ -257,6 +260,8 @@ class ComputeClusters(GeneratorOperator):
         preset=None,
         noise=None,
         gt_field=None,
+        executor=None,
+        ray_address=None,
         delegate=False,
         delegation_target=None,
         **method_params,
@@ -286,6 +291,8 @@ class ComputeClusters(GeneratorOperator):
             "overwrite": overwrite,
             "noise": noise,
             "gt_field": gt_field,
+            "executor": executor,
+            "ray_address": ray_address,
         }
         name = embedder or _preset(params)["embedder"]["name"]
         if normalize is not None:
@@ -406,4 +413,5 @@ def sdk_kwargs(params):
     kwargs["seed"] = params.get("seed", 51)
     kwargs["overwrite"] = params.get("overwrite", False)
     kwargs["gt_field"] = params.get("gt_field") or None
+    kwargs.update(executor_kwargs(params))
     return kwargs

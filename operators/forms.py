@@ -271,3 +271,22 @@ def flat_samples(view):
             break
         flat = flat.add_stage(stage)
     return flat
+
+
+def add_executor_inputs(ctx, inputs):
+    """Where images are embedded: here, or on a Ray cluster."""
+    add_choice(inputs, "executor", {
+        "local": "On the machine that runs the operation",
+        "ray": "On a Ray cluster (needs the 'ray' extra)",
+    }, "local", "Embed on")
+    if ctx.params.get("executor") == "ray":
+        inputs.str("ray_address", required=False, label="Ray address",
+                   description="e.g. ray://head:10001 or head:6379; empty: "
+                   "the cluster this machine belongs to")
+
+
+def executor_kwargs(params):
+    if params.get("executor") != "ray":
+        return {}
+    return {"executor": "ray",
+            "ray_address": params.get("ray_address") or "auto"}

@@ -177,3 +177,33 @@ def test_a_folder_that_changed_is_noticed(tmp_path, named_dataset):
     assert "% of 5 clustered" in out.stdout
     out = _cli(*args)
     assert "has changed" not in out.stdout
+
+
+def test_duplicates_and_uniqueness_from_the_command_line(tmp_path,
+                                                         named_dataset):
+    import fiftyone as fo
+
+    from planted import write_planted
+
+    paths, _ = write_planted(str(tmp_path / "planted"), copies_of=2,
+                             exact_of=1)
+    named_dataset("cli-dups-test")
+    ds = fo.Dataset("cli-dups-test", persistent=True)
+    ds.add_samples([fo.Sample(filepath=p) for p in paths], progress=False)
+
+    near = _cli("duplicates", "cli-dups-test", "--quiet", "--tag", "dup")
+    assert near.returncode == 0, near.stderr
+    assert "duplicate(s) in 3 group(s) among 49 samples" in near.stdout
+    assert "Tagged 9 duplicate(s) 'dup'" in near.stdout
+
+    exact = _cli("duplicates", "cli-dups-test", "--exact", "--delete", "5")
+    assert exact.returncode == 2
+    assert "pass confirm=1" in exact.stderr
+    exact = _cli("duplicates", "cli-dups-test", "--exact", "--overwrite",
+                 "--delete", "1")
+    assert exact.returncode == 0, exact.stderr
+    assert "Deleted 1 duplicate(s)" in exact.stdout
+
+    unique = _cli("uniqueness", "cli-dups-test", "--quiet", "--top", "3")
+    assert unique.returncode == 0, unique.stderr
+    assert unique.stdout.count("1.000") == 1

@@ -142,3 +142,132 @@ def test_compute_clusters_from_the_palette_and_browse_them(app_dataset):
         expect(page.get_by_text("30 samples")).to_be_visible(timeout=30000)
         _shot(page, "6-cluster.png")
         browser.close()
+
+
+def _browser(p):
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    return browser, page
+
+
+def _open_operator(page, label):
+    from playwright.sync_api import expect
+
+    page.keyboard.press("`")
+    page.keyboard.type(label)
+    option = page.get_by_text(label, exact=True).last
+    expect(option).to_be_visible(timeout=15000)
+    page.keyboard.press("Enter")
+
+
+def _run_pca_clustering(page):
+    """The compute form with the PCA reducer, executed."""
+    from playwright.sync_api import expect
+
+    _open_operator(page, "Compute clusters")
+    expect(page.get_by_text("Run key", exact=True)).to_be_visible(
+        timeout=15000)
+    page.get_by_text("PCA, then UMAP (recommended)").click()
+    page.get_by_role("option", name="PCA", exact=True).click()
+    page.get_by_role("button", name="Execute").click()
+
+
+def test_a_failing_run_shows_its_error_in_the_app(app_dataset):
+    from playwright.sync_api import expect, sync_playwright
+
+    dataset, url = app_dataset
+    for path in dataset.values("filepath"):
+        os.remove(path)
+    with sync_playwright() as p:
+        browser, page = _browser(p)
+        page.goto(url, wait_until="domcontentloaded")
+        expect(page.get_by_text("90 samples")).to_be_visible(timeout=60000)
+        _run_pca_clustering(page)
+        expect(page.get_by_text("Compute clusters failed: only 0 of 90 "
+                                "samples could be embedded").first
+               ).to_be_visible(timeout=120000)
+        _shot(page, "error-notice.png")
+        browser.close()
+    dataset.reload()
+    assert dataset.list_runs() == []
+
+
+def test_too_many_clusters_disable_execute_with_the_reason(app_dataset):
+    from playwright.sync_api import expect, sync_playwright
+
+    dataset, url = app_dataset
+    with sync_playwright() as p:
+        browser, page = _browser(p)
+        page.goto(url, wait_until="domcontentloaded")
+        expect(page.get_by_text("90 samples")).to_be_visible(timeout=60000)
+        _open_operator(page, "Compute clusters")
+        expect(page.get_by_text("Run key", exact=True)).to_be_visible(
+            timeout=15000)
+        page.get_by_text("HDBSCAN", exact=False).first.click()
+        page.get_by_role("option", name="K-means", exact=False).first.click()
+        auto = page.get_by_text("Choose n clusters automatically")
+        expect(auto).to_be_visible(timeout=15000)
+        if not page.get_by_text("N clusters", exact=True).count():
+            auto.click()
+        label = page.get_by_text("N clusters", exact=True)
+        expect(label).to_be_visible(timeout=15000)
+        # The App's number inputs carry no label; the input follows it.
+        field = label.locator("xpath=following::input[1]")
+        field.fill("1000")
+        expect(page.get_by_text("larger than the number of samples (90)",
+                                exact=False).first).to_be_visible(
+            timeout=15000)
+        expect(page.get_by_role("button", name="Execute")).to_be_disabled()
+        _shot(page, "n-clusters-refused.png")
+        browser.close()
+
+
+def test_second_run_from_a_grouped_view_and_delete_while_viewing(
+        app_dataset):
+    from playwright.sync_api import expect, sync_playwright
+
+    dataset, url = app_dataset
+    with sync_playwright() as p:
+        browser, page = _browser(p)
+        page.goto(url, wait_until="domcontentloaded")
+        expect(page.get_by_text("90 samples")).to_be_visible(timeout=60000)
+        _run_pca_clustering(page)
+        expect(page.get_by_text("3 groups")).to_be_visible(timeout=180000)
+        _shot(page, "colours-after-first-run.png")
+        page.get_by_role("button", name="Done").click(timeout=30000)
+
+        # A second run from the grouped grid clusters every sample.
+        _open_operator(page, "Compute clusters")
+        expect(page.get_by_text("Clusters 90 samples (every sample of the "
+                                "groups on screen)")).to_be_visible(
+            timeout=15000)
+        _shot(page, "second-run-form.png")
+        page.get_by_text("PCA, then UMAP (recommended)").click()
+        page.get_by_role("option", name="PCA", exact=True).click()
+        page.get_by_role("button", name="Execute").click()
+        expect(page.get_by_text("Run 'clusters2': 3 clusters; 90 of 90 "
+                                "samples clustered").first).to_be_visible(
+            timeout=180000)
+        _shot(page, "second-run-notice.png")
+        page.get_by_role("button", name="Done").click(timeout=30000)
+
+        # Deleting the run on screen brings the whole dataset back.
+        _open_operator(page, "Delete clustering run")
+        expect(page.get_by_role("button", name="Execute")).to_be_visible(
+            timeout=15000)
+        expect(page.get_by_text("You are about to delete run "
+                                "'clusters2'")).to_be_visible(timeout=15000)
+        page.get_by_role("button", name="Execute").click()
+        expect(page.get_by_text("Deleted run 'clusters2' and its fields")
+               .first).to_be_visible(timeout=60000)
+        _shot(page, "after-delete-while-viewing.png")
+        expect(page.get_by_text("90 samples")).to_be_visible(timeout=60000)
+        browser.close()
+
+    dataset.reload()
+    assert dataset.list_runs() == ["clusters"]
+    # Each run's clusters have their own colours; the deleted run's went.
+    scheme = dataset.app_config.color_scheme
+    paths = {f.get("path") for f in (scheme.fields or [])}
+    assert "clusters_cluster" in paths
+    assert "clusters2_cluster" not in paths
