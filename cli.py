@@ -362,6 +362,87 @@ def _cmd_delete(args):
     return 0
 
 
+def _cluster_ids(text):
+    if not text:
+        return None
+    try:
+        return [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise SystemExit(f"error: --clusters takes comma-separated cluster "
+                         f"ids, got {text!r}") from None
+
+
+def _cmd_label(args):
+    from .labeling.label import label_clusters
+
+    kwargs = {"namer": args.namer, "per_cluster": args.per_cluster}
+    for name in ("model", "base_url", "vocabulary"):
+        if getattr(args, name):
+            kwargs[name] = getattr(args, name)
+    if args.namer == "openai":
+        kwargs["api_key"] = os.environ.get("OPENAI_API_KEY")
+    out = label_clusters(_load(args.dataset), args.key,
+                         clusters=_cluster_ids(args.clusters),
+                         progress=not args.quiet, **kwargs)
+    run = _load_run(args.dataset, args.key)
+    names = run.results.get("names") or {}
+    for cluster in out["named"] + out["cached"]:
+        entry = names.get(str(cluster)) or {}
+        print(f"  cluster {cluster}: {entry.get('name')}")
+    print(f"Named {len(out['named'])} cluster(s); {len(out['cached'])} "
+          f"unchanged since named; {len(out['failed'])} failed")
+    for cluster, reason in out["failed"].items():
+        print(f"  cluster {cluster} failed: {reason}")
+    return 0
+
+
+def _load_run(dataset_name, key):
+    from .clustering.runs import load_run
+
+    return load_run(_load(dataset_name), key)
+
+
+def _cmd_name(args):
+    from .labeling.label import name_cluster
+
+    name_cluster(_load(args.dataset), args.key, args.cluster, args.name)
+    print(f"Cluster {args.cluster} of run '{args.key}' is now "
+          f"'{args.name}'")
+    return 0
+
+
+def _cmd_tag(args):
+    from .curation.tags import tag_clusters
+
+    tags = [t.strip() for t in args.tags.split(",")]
+    n = tag_clusters(_load(args.dataset), args.key,
+                     _cluster_ids(args.clusters), tags, remove=args.remove)
+    print(f"{'Untagged' if args.remove else 'Tagged'} {n} sample(s) of "
+          f"cluster(s) {args.clusters}: {', '.join(tags)}")
+    return 0
+
+
+def _cmd_group(args):
+    from .curation.groups import group_clusters
+
+    group_clusters(_load(args.dataset), args.key,
+                   {args.group: _cluster_ids(args.clusters)})
+    print(f"Group '{args.group}' of run '{args.key}': cluster(s) "
+          f"{args.clusters}")
+    return 0
+
+
+def _cmd_export(args):
+    from .curation.export import export_clusters
+
+    out = export_clusters(_load(args.dataset), args.key, args.path,
+                          clusters=_cluster_ids(args.clusters),
+                          images=args.images, folders=args.folders,
+                          overwrite=args.overwrite)
+    print(f"Wrote {out['rows']} row(s) to {out['csv']}")
+    return 0
+
+
 def _source_kwargs(args):
     embedder = None
     if args.embedder or args.embedder_param:
@@ -556,6 +637,59 @@ def build_parser():
     rm.add_argument("dataset")
     rm.add_argument("key")
     rm.set_defaults(func=_cmd_delete)
+
+    lb = sub.add_parser("label", help="name a run's clusters with a vision "
+                        "LLM (OPENAI_API_KEY) or zero-shot CLIP")
+    lb.add_argument("dataset")
+    lb.add_argument("key")
+    lb.add_argument("--namer", default="openai",
+                    choices=("openai", "zero_shot"))
+    lb.add_argument("--model", help="LLM or CLIP model")
+    lb.add_argument("--base-url", help="any OpenAI-compatible server, e.g. "
+                    "http://localhost:11434/v1")
+    lb.add_argument("--vocabulary", help="zero-shot: comma-separated "
+                    "concepts")
+    lb.add_argument("--per-cluster", type=int, default=8,
+                    help="images sent per cluster")
+    lb.add_argument("--clusters", help="comma-separated ids (default: all "
+                    "but the noise)")
+    lb.add_argument("--quiet", action="store_true")
+    lb.set_defaults(func=_cmd_label)
+
+    nm = sub.add_parser("name", help="name one cluster by hand")
+    nm.add_argument("dataset")
+    nm.add_argument("key")
+    nm.add_argument("cluster", type=int)
+    nm.add_argument("name")
+    nm.set_defaults(func=_cmd_name)
+
+    tg = sub.add_parser("tag", help="tag every sample of some clusters")
+    tg.add_argument("dataset")
+    tg.add_argument("key")
+    tg.add_argument("--clusters", required=True, help="comma-separated ids")
+    tg.add_argument("--tags", required=True, help="comma-separated tags")
+    tg.add_argument("--remove", action="store_true", help="remove the tags")
+    tg.set_defaults(func=_cmd_tag)
+
+    gr = sub.add_parser("group", help="merge clusters into a named group")
+    gr.add_argument("dataset")
+    gr.add_argument("key")
+    gr.add_argument("group")
+    gr.add_argument("--clusters", required=True, help="comma-separated ids")
+    gr.set_defaults(func=_cmd_group)
+
+    ex = sub.add_parser("export", help="write a CSV of the clusters (and "
+                        "their images in folders)")
+    ex.add_argument("dataset")
+    ex.add_argument("key")
+    ex.add_argument("path")
+    ex.add_argument("--clusters", help="comma-separated ids (default: all)")
+    ex.add_argument("--images", default="none",
+                    choices=("none", "copy", "symlink"))
+    ex.add_argument("--folders", default="cluster",
+                    choices=("cluster", "group"))
+    ex.add_argument("--overwrite", action="store_true")
+    ex.set_defaults(func=_cmd_export)
 
     un = sub.add_parser("uniqueness", help="score how unique each image "
                         "is (field <run key>_score)")

@@ -9,7 +9,7 @@ from ..analysis import duplicates as dups
 from ..analysis import results as analysis
 from ..clustering import record
 from ..embedders import EMBEDDERS
-from .base import GeneratorOperator, run_with_progress
+from .base import GeneratorOperator, long_run_config, run_with_progress
 from .calling import call
 from .compute import FROM_FIELD, _check_model, _vector_fields
 from .forms import (
@@ -96,17 +96,10 @@ def _source_call_params(embedder, embeddings_field, embedder_params):
 class ComputeUniqueness(GeneratorOperator):
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="compute_uniqueness",
-            label="Compute uniqueness",
-            description="Score how unique each image is, from its "
-            "embedding's nearest neighbours",
-            dynamic=True,
-            execute_as_generator=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-            default_choice_to_delegated=True,
-        )
+        return long_run_config(
+            "compute_uniqueness", "Compute uniqueness",
+            "Score how unique each image is, from its "
+            "embedding's nearest neighbours")
 
     def resolve_input(self, ctx):
         from ..clustering.presets import DEFAULT_PRESET, PRESETS
@@ -155,17 +148,10 @@ class ComputeUniqueness(GeneratorOperator):
 class FindNearDuplicates(GeneratorOperator):
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="find_near_duplicates",
-            label="Find near-duplicates",
-            description="Group images whose embeddings are within a cosine "
-            "distance",
-            dynamic=True,
-            execute_as_generator=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-            default_choice_to_delegated=True,
-        )
+        return long_run_config(
+            "find_near_duplicates", "Find near-duplicates",
+            "Group images whose embeddings are within a cosine "
+            "distance")
 
     def resolve_input(self, ctx):
         inputs = types.Object()
@@ -225,15 +211,10 @@ class FindNearDuplicates(GeneratorOperator):
 class FindExactDuplicates(GeneratorOperator):
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="find_exact_duplicates",
-            label="Find exact duplicates",
-            description="Group files with identical contents",
-            dynamic=True,
-            execute_as_generator=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-        )
+        return long_run_config(
+            "find_exact_duplicates", "Find exact duplicates",
+            "Group files with identical contents",
+            scheduled_by_default=False)
 
     def resolve_input(self, ctx):
         inputs = types.Object()

@@ -48,6 +48,23 @@ def record_delegated_failure(ctx, error):
     )
 
 
+def long_run_config(name, label, description, scheduled_by_default=True,
+                    **extra):
+    """The config of an operator whose work may take long: a generator
+    that shows progress, run now or scheduled (by default, scheduled)."""
+    return foo.OperatorConfig(
+        name=name,
+        label=label,
+        description=description,
+        dynamic=True,
+        execute_as_generator=True,
+        allow_immediate_execution=True,
+        allow_delegated_execution=True,
+        default_choice_to_delegated=scheduled_by_default,
+        **extra,
+    )
+
+
 class GeneratorOperator(foo.Operator):
     """An operator whose ``run(ctx)`` generator does the work; see the
     module for what happens when it fails."""

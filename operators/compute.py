@@ -11,7 +11,7 @@ from ..clustering.presets import DEFAULT_PRESET, PRESETS
 from ..clustering.reducers import REDUCERS
 from ..embedders import EMBEDDERS
 from ..units import ParamError
-from .base import GeneratorOperator, run_with_progress
+from .base import GeneratorOperator, long_run_config, run_with_progress
 from .calling import call
 from .forms import (
     add_choice,
@@ -99,16 +99,9 @@ def _normalize_name(embedder):
 class ComputeClusters(GeneratorOperator):
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="compute_clusters",
-            label="Compute clusters",
-            description="Embed, reduce and cluster images into a run",
-            dynamic=True,
-            execute_as_generator=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-            default_choice_to_delegated=True,
-        )
+        return long_run_config(
+            "compute_clusters", "Compute clusters",
+            "Embed, reduce and cluster images into a run")
 
     def resolve_input(self, ctx):
         inputs = types.Object()

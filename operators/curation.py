@@ -7,7 +7,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..clustering import runs
-from .base import GeneratorOperator, run_with_progress
+from .base import GeneratorOperator, long_run_config, run_with_progress
 from .calling import call
 from .forms import add_choice, add_existing_run_input
 
@@ -43,16 +43,10 @@ def _secret(ctx, name):
 class LabelClusters(GeneratorOperator):
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="label_clusters",
-            label="Label clusters",
-            description="Name clusters with a vision LLM or zero-shot CLIP",
-            dynamic=True,
-            execute_as_generator=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-            view_target=False,
-        )
+        return long_run_config(
+            "label_clusters", "Label clusters",
+            "Name clusters with a vision LLM or zero-shot CLIP",
+            scheduled_by_default=False, view_target=False)
 
     def resolve_input(self, ctx):
         from ..labeling.label import estimate

@@ -8,7 +8,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..clustering import record, runs
-from .base import GeneratorOperator, run_with_progress
+from .base import GeneratorOperator, long_run_config, run_with_progress
 from .calling import call
 from .forms import add_choice, add_existing_run_input
 
@@ -431,15 +431,10 @@ class CompareClusteringRuns(foo.Operator):
 class AssignClusters(GeneratorOperator):
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="assign_clusters",
-            label="Place new samples into a run",
-            description="Put samples a run has not seen into its clusters",
-            dynamic=True,
-            execute_as_generator=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-        )
+        return long_run_config(
+            "assign_clusters", "Place new samples into a run",
+            "Put samples a run has not seen into its clusters",
+            scheduled_by_default=False)
 
     def resolve_input(self, ctx):
         from ..clustering.assign import ASSIGNER

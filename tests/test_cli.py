@@ -207,3 +207,59 @@ def test_duplicates_and_uniqueness_from_the_command_line(tmp_path,
     unique = _cli("uniqueness", "cli-dups-test", "--quiet", "--top", "3")
     assert unique.returncode == 0, unique.stderr
     assert unique.stdout.count("1.000") == 1
+
+
+def test_name_tag_group_and_export_from_the_command_line(tmp_path,
+                                                         named_dataset):
+    import csv
+
+    import fiftyone as fo
+
+    from openai_server import FakeOpenAI
+
+    folder = tmp_path / "levels"
+    folder.mkdir()
+    for i in range(12):
+        write_gray(folder / f"{i}.png", (30, 225)[i % 2], noise=8, seed=i)
+    named_dataset("cli-curation-test")
+    out = _cli("cluster", str(folder), "--dataset", "cli-curation-test",
+               "--run-key", "k", "--embedder", "pixels", "--embedder-param",
+               "size=8", "--reducer", "none", "--method", "kmeans",
+               "--param", "n_clusters=2", "--quiet")
+    assert out.returncode == 0, out.stderr
+
+    server = FakeOpenAI()
+    try:
+        env_key = os.environ.get("OPENAI_API_KEY")
+        os.environ["OPENAI_API_KEY"] = "sk-test"
+        try:
+            named = _cli("label", "cli-curation-test", "k", "--model",
+                         "vision-test", "--base-url", server.url, "--quiet")
+        finally:
+            if env_key is None:
+                os.environ.pop("OPENAI_API_KEY")
+            else:
+                os.environ["OPENAI_API_KEY"] = env_key
+    finally:
+        server.close()
+    assert named.returncode == 0, named.stderr
+    assert "Named 2 cluster(s)" in named.stdout
+    assert "bright images" in named.stdout and "dark images" in named.stdout
+
+    assert _cli("name", "cli-curation-test", "k", "0",
+                "first").returncode == 0
+    tagged = _cli("tag", "cli-curation-test", "k", "--clusters", "0",
+                  "--tags", "review")
+    assert "Tagged 6 sample(s)" in tagged.stdout, tagged.stderr
+    grouped = _cli("group", "cli-curation-test", "k", "all", "--clusters",
+                   "0,1")
+    assert grouped.returncode == 0, grouped.stderr
+    exported = _cli("export", "cli-curation-test", "k",
+                    str(tmp_path / "out"), "--images", "symlink")
+    assert "Wrote 12 row(s)" in exported.stdout, exported.stderr
+    with open(tmp_path / "out" / "clusters.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["cluster_name"] for r in rows} >= {"first"}
+    assert {r["group"] for r in rows} == {"all"}
+    ds = fo.load_dataset("cli-curation-test")
+    assert len(ds.match_tags("review")) == 6

@@ -128,7 +128,11 @@ def test_compute_clusters_from_the_palette_and_browse_them(app_dataset):
         assert sorted(dataset.count_values("clusters_cluster").values()) == [
             30, 30, 30]
 
-        # the Clusters panel lists the run's clusters; Show opens one
+        # the Clusters panel lists the run's clusters with their names;
+        # Show opens one
+        import image_clustering as ic
+
+        ic.name_cluster(dataset, "clusters", 0, "first named cluster")
         page.reload(wait_until="domcontentloaded")
         page.get_by_text("Dismiss").click(timeout=60000)
         page.locator('[data-cy="new-panel-btn"]').first.click()
@@ -137,6 +141,8 @@ def test_compute_clusters_from_the_palette_and_browse_them(app_dataset):
             timeout=30000
         )
         expect(page.get_by_text("30 images").first).to_be_visible()
+        expect(page.get_by_text("first named cluster").first).to_be_visible(
+            timeout=30000)
         _shot(page, "5-panel.png")
         page.get_by_role("button", name="Show", exact=True).first.click()
         expect(page.get_by_text("30 samples")).to_be_visible(timeout=30000)
