@@ -4,8 +4,12 @@ images, in the same run: images per second and Ray's overhead ratio
 Ray actor takes one, and the per-actor rate is what the README's
 arithmetic for 10M images on N GPUs uses.
 
-    python benchmarks/ray_overhead.py [--n 4000] [--embedder pixels]
-        [--model FOLDER] [--actors 2] [--address ADDRESS]
+    python benchmarks/ray_overhead.py [--n 4000] [--embedder pixels|dino|clip]
+        [--model FOLDER] [--actors 2] [--batch-size 256] [--address ADDRESS]
+
+With ``dino`` or ``clip`` and no ``--model``, the DINOv2-small or CLIP
+ViT-B/32 architecture with random weights (speed does not depend on the
+weights).
 
 Without ``--address`` a local Ray instance is started with the machine's
 cores. The images are JPEGs of 256 x 256 written once to a temp folder.
@@ -39,7 +43,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=4000)
     parser.add_argument("--embedder", default="pixels")
-    parser.add_argument("--model", help="model folder (dino, clip)")
+    parser.add_argument("--model", help="model folder (dino, clip; default: "
+                        "the architecture with random weights)")
     parser.add_argument("--actors", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--address", default=None)
@@ -58,6 +63,10 @@ def main():
     spec = {"name": args.embedder}
     if args.model:
         spec["model"] = args.model
+    elif args.embedder in ("dino", "clip"):
+        from embedder_speed import build_models
+
+        spec["model"] = build_models(tempfile.mkdtemp())[args.embedder]
     embedder = get_embedder(spec)
 
     t = time.time()

@@ -57,6 +57,10 @@ def resolve_engine(engine):
     return engine
 
 
+# Progress reports during one k-means training.
+PROGRESS_STEPS = 5
+
+
 class KMeans:
     """k-means with scikit-learn's interface: ``fit`` keeps
     ``cluster_centers_``, ``labels_``, ``inertia_`` and ``n_iter_``;
@@ -160,20 +164,25 @@ class KMeans:
         niter = self.max_iter or 30
         if self.progress is not None:
             self.progress(0.0, f"k-means: {k} centres chosen, iterating")
-        # One Lloyd iteration per call, each starting from the last, so that
-        # a long training reports its progress (faiss's loop reports none).
-        for it in range(niter):
+        # A few Lloyd iterations per call, each call starting from the last,
+        # so that a long training reports its progress (faiss's own loop
+        # reports none); more calls would cost more than they tell.
+        step = max(1, niter // PROGRESS_STEPS)
+        done = 0
+        while done < niter:
+            todo = min(step, niter - done)
             model = faiss.Kmeans(
-                X.shape[1], k, niter=1, seed=seed,
+                X.shape[1], k, niter=todo, seed=seed,
                 max_points_per_centroid=self.train_per_centroid,
                 min_points_per_centroid=1, gpu=_faiss_gpus() > 0,
                 verbose=False,
             )
             model.train(X, init_centroids=centres)
             centres = model.centroids.copy()
+            done += todo
             if self.progress is not None:
-                self.progress(0.9 * (it + 1) / niter / self.n_init,
-                              f"k-means iteration {it + 1} of {niter}")
+                self.progress(0.9 * done / niter / self.n_init,
+                              f"k-means iteration {done} of {niter}")
         return centres, niter
 
     def predict(self, X):

@@ -91,6 +91,14 @@ class UMAPReducer(Reducer):
             "Distance between input vectors",
             choices=DISTANCE_METRICS,
         ),
+        Param(
+            "n_epochs",
+            "int",
+            None,
+            "Optimisation epochs (default: UMAP's own, 500 below 10,000 "
+            "points and 200 above)",
+            min=10,
+        ),
     )
 
     def fit_transform(self, X, seed, progress=None):
@@ -127,6 +135,7 @@ class UMAPReducer(Reducer):
             n_neighbors=n_neighbors,
             min_dist=self.params["min_dist"],
             metric=metric,
+            n_epochs=self.params["n_epochs"],
             random_state=seed,
             # With a seed umap runs single-threaded anyway; saying so keeps
             # it from warning on every run.

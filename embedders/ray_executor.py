@@ -4,7 +4,9 @@ decode with the same code as the local path (:meth:`Embedder.embed`).
 
 Rows travel with their ids and come back keyed by them, never by position:
 Ray may return batches in any order, and a batch retried after a worker
-died comes back whole. A file the worker's machine cannot read is skipped
+died comes back whole. Ray Data restarts a dead actor and retries its
+batch (its actor pools default to unlimited restarts and retries), so a
+killed worker costs time, not rows; ``tests/test_ray.py`` kills one. A file the worker's machine cannot read is skipped
 with the reason ``not readable on worker HOST``; every other failure keeps
 the reason the embedder gave, exactly as locally.
 
@@ -73,13 +75,9 @@ class RayExecutor:
             fn_constructor_args=(embedder, num_workers, batch_size),
             batch_size=self.batch_size,
             batch_format="pandas",
-            concurrency=self.concurrency,
+            compute=ray.data.ActorPoolStrategy(size=self.concurrency),
             num_gpus=gpus,
             num_cpus=self.cpus_per_actor,
-            # A dead actor is restarted and its batch retried, so a killed
-            # worker costs time, not rows.
-            max_restarts=-1,
-            max_task_retries=-1,
         )
         return _collect(mapped, ids, progress)
 
@@ -93,6 +91,9 @@ def _connect(address):
     if not ray.is_initialized():
         ray.init(address=address, ignore_reinit_error=True,
                  log_to_driver=False, logging_level="ERROR")
+        context = ray.data.DataContext.get_current()
+        # Our own progress reaches the caller; Ray's bars would interleave.
+        context.enable_progress_bars = False
     return ray
 
 

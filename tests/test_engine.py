@@ -104,7 +104,7 @@ def test_the_map_is_fit_on_a_sample_and_places_the_rest(monkeypatch):
     monkeypatch.setattr(maps, "MAP_SAMPLE", 300)
     X, labels = _blobs(2000, 10, 3, spread=0.3)
     points, facts = maps.map_points(X, "umap", 1)
-    assert facts == {"method": "umap", "fitted_on": 300,
+    assert facts == {"method": "umap", "fitted_on": 300, "epochs": 200,
                      "placed_by_neighbours": 1700}
     assert points.shape == (2000, 2) and np.isfinite(points).all()
     centres = np.stack([points[labels == c].mean(0) for c in range(3)])
