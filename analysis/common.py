@@ -1,14 +1,12 @@
 """What uniqueness and duplicates share: where the vectors come from, the
 checks before any work, and the stored run around the results."""
 
-from ..clustering import record, runs
+from ..clustering import record
 from ..clustering.embeddings import check_embeddings_field, label_list_path
 from ..clustering.pipeline import (
     BATCH_SIZE,
     DECODE,
     NUM_WORKERS,
-    Reporter,
-    Timings,
     embed_samples,
     library_versions,
     plain,
@@ -98,14 +96,3 @@ def results_of(emb, timings, **facts):
         out["embedding"] = {"dims": int(emb.vectors.shape[1]),
                             "computed": emb.computed, "reused": emb.reused}
     return out
-
-
-def check_key(samples, key, paths, overwrite, kind):
-    """The record id a new run ``key`` replaces; raises before any work if
-    it may not be written."""
-    return runs.check_new_run(samples._dataset, key, list(paths), overwrite,
-                              kind=kind)
-
-
-__all__ = ["Reporter", "Source", "Timings", "check_key", "config_of",
-           "results_of"]

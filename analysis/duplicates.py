@@ -18,11 +18,11 @@ import numpy as np
 from ..clustering import record, runs
 from ..clustering.columns import iter_rows
 from ..clustering.neighbors import EXACT_LIMIT, Neighbors
+from ..clustering.pipeline import Reporter, Timings
 from ..clustering.store import Column
 from ..units import Param, ParamError
 from . import grouping
-from .common import Reporter, Source, Timings, check_key, config_of, \
-    results_of
+from .common import Source, config_of, results_of
 from .hashing import hash_files
 
 # Without an embedder or a field: an 8 x 8 thumbnail, which, centred, is a
@@ -127,8 +127,9 @@ def find_near_duplicates(
         raise ParamError("representative: 'largest' compares image files; "
                          "objects are represented by their 'centre'")
     fields = duplicate_fields(key, source.labels_path)
-    expect = check_key(samples, key, fields.values(), overwrite,
-                       record.DUPLICATES_KIND)
+    expect = runs.check_new_run(samples._dataset, key,
+                                list(fields.values()), overwrite,
+                                kind=record.DUPLICATES_KIND)
     started = time.time()
     report = Reporter(progress)
     timings = Timings()
@@ -171,7 +172,7 @@ def near_duplicate_groups(X, threshold, report=None, share=(0.6, 0.9)):
     centre_rows(X)
     index = Neighbors(metric="cosine", compress=n > EXACT_LIMIT, nprobe=16)
     index.fit(X, progress=indexing, copy=False)
-    X = index._data
+    X = index.data
     I, D = index.search(X, min(NEIGHBORS, n - 1), progress=searching,
                         exclude_self=True)
     close = (I >= 0) & (D <= threshold)
@@ -216,8 +217,9 @@ def find_exact_duplicates(samples, key="exact_dups", overwrite=False,
     caller = "find_exact_duplicates"
     num_workers = HASH_WORKERS.clean(caller, num_workers)
     fields = duplicate_fields(key)
-    expect = check_key(samples, key, fields.values(), overwrite,
-                       record.DUPLICATES_KIND)
+    expect = runs.check_new_run(samples._dataset, key,
+                                list(fields.values()), overwrite,
+                                kind=record.DUPLICATES_KIND)
     started = time.time()
     report = Reporter(progress)
     timings = Timings()

@@ -14,9 +14,9 @@ import numpy as np
 
 from ..clustering import record, runs
 from ..clustering.neighbors import EXACT_LIMIT, Neighbors
+from ..clustering.pipeline import Reporter, Timings
 from ..clustering.store import Column
-from .common import Reporter, Source, Timings, check_key, config_of, \
-    results_of
+from .common import Source, config_of, results_of
 
 NEIGHBORS = 3
 WEIGHTS = np.array([0.6, 0.3, 0.1])
@@ -66,8 +66,9 @@ def compute_uniqueness(
                     batch_size, decode, executor, "compute_uniqueness",
                     ray_address=ray_address)
     fields = uniqueness_fields(key)
-    expect = check_key(samples, key, fields.values(), overwrite,
-                       record.UNIQUENESS_KIND)
+    expect = runs.check_new_run(samples._dataset, key,
+                                list(fields.values()), overwrite,
+                                kind=record.UNIQUENESS_KIND)
     started = time.time()
     report = Reporter(progress)
     timings = Timings()
@@ -127,7 +128,7 @@ def uniqueness_scores(X, report=None, share=(0.6, 0.9)):
     centre_on_mean(X)
     index = Neighbors(metric="cosine", compress=n > EXACT_LIMIT, nprobe=16)
     index.fit(X, progress=stage(0.0, 0.1, "indexing"), copy=False)
-    _, D = index.search(index._data, NEIGHBORS,
+    _, D = index.search(index.data, NEIGHBORS,
                         progress=stage(0.1, 0.9, "searching"),
                         exclude_self=True)
     # An IVF search may miss a neighbour; count it at the farthest found.

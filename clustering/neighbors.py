@@ -118,6 +118,11 @@ class Neighbors:
     def n(self):
         return len(self._data)
 
+    @property
+    def data(self):
+        """The indexed rows (unit length for the cosine metric)."""
+        return self._data
+
     def search(self, X, k, progress=None, exclude_self=False):
         """``(indices, distances)`` of the ``k`` nearest indexed rows of
         each row of ``X``; with ``exclude_self``, ``X`` is the indexed data
