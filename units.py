@@ -10,8 +10,53 @@ ours, so every layer may import it.
 import math
 
 
+_NO_FIX = object()
+
+
 class ParamError(ValueError):
-    """A parameter value that a unit cannot use; the message names it."""
+    """A parameter value that cannot be used; the message names it.
+
+    Args:
+        message: what is wrong, in words that suit every entry point
+        param: the parameter to change, as the SDK spells it
+        fix: a value of ``param`` that would be accepted, when there is one
+            worth suggesting (e.g. ``overwrite`` -> ``True``)
+
+    ``str(error)`` speaks Python ("pass overwrite=True"); the command line
+    and the App render the same error with their own flag or field names
+    through :meth:`render`.
+    """
+
+    def __init__(self, message, param=None, fix=_NO_FIX, owner=None):
+        self.message = message
+        self.param = param
+        self.fix = fix
+        self.owner = owner
+        super().__init__(self.render())
+
+    @property
+    def has_fix(self):
+        return self.fix is not _NO_FIX
+
+    def render(self, how_to_set=None):
+        """The message, and how to fix it in the caller's words:
+        ``how_to_set(param, value)`` returns e.g. "pass --overwrite"."""
+        if not self.has_fix or self.param is None:
+            return self.message
+        how_to_set = how_to_set or _python_fix
+        return f"{self.message}; {how_to_set(self.param, self.fix)}"
+
+    def __reduce__(self):
+        return (_rebuild_param_error, (self.message, self.param, self.fix,
+                                       self.owner))
+
+
+def _rebuild_param_error(message, param, fix, owner):
+    return ParamError(message, param, fix, owner)
+
+
+def _python_fix(param, value):
+    return f"pass {param}={value!r}"
 
 
 _KINDS = ("int", "float", "number", "bool", "choice", "str", "floats", "object")
@@ -32,7 +77,8 @@ class Param:
         min, max: inclusive bounds for numbers
         exclusive_min: whether ``min`` itself is excluded
         choices: allowed values for ``choice``
-        nullable: whether ``None`` is allowed
+        nullable: whether ``None`` is allowed (default: when the default
+            is ``None``)
         auto: whether the string ``"auto"`` is allowed (the unit then
             chooses the value itself)
     """
@@ -47,7 +93,7 @@ class Param:
         max=None,
         exclusive_min=False,
         choices=None,
-        nullable=False,
+        nullable=None,
         auto=False,
     ):
         if kind not in _KINDS:
@@ -60,7 +106,7 @@ class Param:
         self.max = max
         self.exclusive_min = exclusive_min
         self.choices = list(choices) if choices else None
-        self.nullable = nullable or default is None
+        self.nullable = (default is None) if nullable is None else nullable
         self.auto = auto
 
     def clean(self, owner, value):
@@ -71,7 +117,8 @@ class Param:
         ):
             if self.nullable:
                 return None
-            raise ParamError(f"{owner}: '{self.name}' is required")
+            raise ParamError(f"{owner}: '{self.name}' is required",
+                             self.name, owner=owner)
         if self.auto and isinstance(value, str) and \
                 value.strip().lower() == "auto":
             return "auto"
@@ -82,8 +129,7 @@ class Param:
         except (TypeError, ValueError):
             raise ParamError(
                 f"{owner}: '{self.name}' must be {self._expected()}, "
-                f"got {value!r}"
-            ) from None
+                f"got {value!r}", self.name, owner=owner) from None
 
         if isinstance(result, (int, float)) and not isinstance(result, bool):
             too_low = self.min is not None and (
@@ -93,8 +139,7 @@ class Param:
             if too_low or too_high:
                 raise ParamError(
                     f"{owner}: '{self.name}' must be {self._expected()}, "
-                    f"got {value!r}"
-                )
+                    f"got {value!r}", self.name, owner=owner)
         return result
 
     def _expected(self):
@@ -183,19 +228,24 @@ class Param:
             raise TypeError
         return value
 
-    def describe(self):
-        """A plain-JSON description (for forms and documentation)."""
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "default": self.default,
-            "description": self.description,
-            "min": self.min,
-            "max": self.max,
-            "choices": self.choices,
-            "nullable": self.nullable,
-            "auto": self.auto,
-        }
+    def help(self, choices=True):
+        """One line for ``--help`` and documentation: what it is, its
+        default and (with ``choices``) what it accepts."""
+        parts = [self.description.rstrip(".")] if self.description else []
+        if self.kind == "choice" and choices:
+            parts.append("one of " + ", ".join(map(str, self.choices)))
+        if self.default is not None and self.kind not in ("object", "bool"):
+            default = self.default
+            if isinstance(default, (list, tuple)):
+                default = ",".join(map(str, default))
+            parts.append(f"default {default}")
+        return "; ".join(parts)
+
+
+RANDOM_STATE = Param(
+    "random_state", "int", None,
+    "Seed of every random choice (a run gives its own seed)",
+    min=0, max=2**32 - 1)
 
 
 class Unit:
@@ -203,31 +253,48 @@ class Unit:
 
     Subclasses set ``name``, ``label``, ``description`` and ``PARAMS`` and
     may override :meth:`check` for rules that tie parameters together.
-    Parameters are validated once, here, before any work starts.
+    Parameters are validated once, here, before any work starts. A unit
+    that makes random choices sets ``SEEDED``: it then also takes
+    ``random_state``, which a run sets to its seed (forms and flags offer
+    the run's seed, not one per unit).
     """
 
     name = None
     label = None
     description = ""
     PARAMS = ()
+    SEEDED = False
 
     def __init__(self, **params):
-        declared = {p.name: p for p in self.PARAMS}
+        declared = {p.name: p for p in self.all_params()}
         unknown = sorted(set(params) - set(declared))
         if unknown:
             valid = ", ".join(declared) or "none"
             raise ParamError(
                 f"{self.name}: unknown parameter(s) {', '.join(unknown)}; "
-                f"valid parameters: {valid}"
-            )
+                f"valid parameters: {valid}", unknown[0], owner=self.name)
         self.params = {
             name: p.clean(self.name, params.get(name, p.default))
             for name, p in declared.items()
         }
         self.check()
 
+    @classmethod
+    def all_params(cls):
+        """``PARAMS``, and ``random_state`` for a seeded unit."""
+        return tuple(cls.PARAMS) + ((RANDOM_STATE,) if cls.SEEDED else ())
+
+    @property
+    def random_state(self):
+        return self.params.get("random_state")
+
     def check(self):
         """Cross-parameter rules; raise :class:`ParamError` naming them."""
+
+    def replace(self, **changes):
+        """A new unit of the same class with some parameters changed,
+        validated again."""
+        return type(self)(**{**self.params, **changes})
 
     def spec(self):
         """The unit as plain JSON: its name and validated parameters (an
@@ -272,6 +339,6 @@ def build_unit(registry, kind, spec, **extra):
         name, params = spec, extra
     if name not in registry:
         raise ParamError(
-            f"unknown {kind} {name!r}; available: {', '.join(registry)}"
-        )
+            f"unknown {kind} {name!r}; available: {', '.join(registry)}",
+            kind)
     return registry[name](**params)

@@ -11,19 +11,19 @@ gets a representative and every grouped sample three fields: its group,
 its distance to the representative, and whether it is the representative.
 """
 
-import time
-
 import numpy as np
 
-from ..clustering import record, runs
-from ..clustering.columns import iter_rows
-from ..clustering.neighbors import EXACT_LIMIT, Neighbors
-from ..clustering.pipeline import Reporter, Timings
-from ..clustering.store import Column
+from ..algorithms import dedup as grouping
+from ..algorithms.dedup import near_duplicate_groups
+from ..storage import runs
+from ..storage import schema as record
+from ..storage.sample_io import iter_rows
+from ..storage.transaction import Column
+from ..support import Reporter, Timings
 from ..units import Param, ParamError
-from . import grouping
-from .common import Source, config_of, results_of
 from .hashing import hash_files
+from .results import DuplicatesResults
+from .source import Source, config_of, results_of
 
 # Without an embedder or a field: an 8 x 8 thumbnail, which, centred, is a
 # perceptual hash that survives resizing, re-encoding, small crops and
@@ -39,8 +39,6 @@ DEFAULT_THRESHOLDS = {
 }
 # For vectors of an existing field, whose model is unknown.
 FALLBACK_THRESHOLD = 0.05
-# Neighbours each sample links to; larger groups connect through chains.
-NEIGHBORS = 8
 
 THRESHOLD = Param("threshold", "float", None,
                   "Cosine distance under which two samples are duplicates "
@@ -50,6 +48,7 @@ REPRESENTATIVE = Param("representative", "choice", "centre",
                        "Which sample represents a group: the one nearest "
                        "its centre, or the largest file",
                        choices=grouping.REPRESENTATIVES)
+DUPLICATE_PARAMS = (THRESHOLD, REPRESENTATIVE)
 HASH_WORKERS = Param("num_workers", "int", None,
                      "Threads hashing files (default: two per core)", min=1)
 
@@ -130,7 +129,6 @@ def find_near_duplicates(
     expect = runs.check_new_run(samples._dataset, key,
                                 list(fields.values()), overwrite,
                                 kind=record.DUPLICATES_KIND)
-    started = time.time()
     report = Reporter(progress)
     timings = Timings()
     with timings("embed"):
@@ -140,52 +138,14 @@ def find_near_duplicates(
     with timings("representatives"):
         reps = _representatives(samples, emb, X, groups, representative)
         dist = grouping.distances_to_representatives(X, groups, reps)
-    timings.total = time.time() - started
+    timings.finish()
     params = {"threshold": threshold, "representative": representative,
-              "neighbors": NEIGHBORS}
+              "neighbors": grouping.DUPLICATE_NEIGHBORS}
     config = config_of(record.DUPLICATES_KIND, "near", params, emb, source,
                        fields)
     return _store(samples, key, config, emb.ids, emb.owners, groups, reps,
                   dist, expect, report, results_of(
                       emb, timings, **_summary(groups, len(emb.ids))))
-
-
-def near_duplicate_groups(X, threshold, report=None, share=(0.6, 0.9)):
-    """``(groups, unit vectors)``: the group of each row of ``X`` (-1: no
-    duplicate); ``X`` is centred and normalised in place."""
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    n = len(X)
-    if report is None:
-        report = Reporter(None)
-    low, high = share
-    if n < 2:
-        return np.full(n, -1, dtype=np.int64), X
-
-    def indexing(done, total, what="indexing"):
-        report(low + 0.1 * (high - low) * done / max(total, 1),
-               f"neighbours: {what} {done:,} of {total:,}")
-
-    def searching(done, total, what="searching"):
-        report(low + (0.1 + 0.9 * done / max(total, 1)) * (high - low),
-               f"neighbours: {what} {done:,} of {total:,}")
-
-    centre_rows(X)
-    index = Neighbors(metric="cosine", compress=n > EXACT_LIMIT, nprobe=16)
-    index.fit(X, progress=indexing, copy=False)
-    X = index.data
-    I, D = index.search(X, min(NEIGHBORS, n - 1), progress=searching,
-                        exclude_self=True)
-    close = (I >= 0) & (D <= threshold)
-    left = np.nonzero(close)[0]
-    return grouping.groups_from_pairs(n, left, I[close]), X
-
-
-def centre_rows(X, chunk=65536):
-    """Subtracts each row's mean from it, in place."""
-    for start in range(0, len(X), chunk):
-        part = X[start:start + chunk]
-        part -= part.mean(axis=1, keepdims=True)
-    return X
 
 
 def _representatives(samples, emb, X, groups, representative):
@@ -220,7 +180,6 @@ def find_exact_duplicates(samples, key="exact_dups", overwrite=False,
     expect = runs.check_new_run(samples._dataset, key,
                                 list(fields.values()), overwrite,
                                 kind=record.DUPLICATES_KIND)
-    started = time.time()
     report = Reporter(progress)
     timings = Timings()
     with timings("hash"):
@@ -229,7 +188,7 @@ def find_exact_duplicates(samples, key="exact_dups", overwrite=False,
         groups = grouping.groups_from_keys(digests)
         reps = grouping.representatives_first(groups)
         dist = grouping.distances_to_representatives(None, groups, reps)
-    timings.total = time.time() - started
+    timings.finish()
     config = config_of(record.DUPLICATES_KIND, "exact", {"hash": how}, None,
                        None, fields)
     listed = [{"id": i, "reason": r} for i, r in list(skipped.items())[:20]]
@@ -276,8 +235,6 @@ def _summary(groups, n):
 def _store(samples, key, config, ids, owners, groups, reps, dist, expect,
            report, results):
     """Writes the grouped rows' fields and the run record."""
-    from .results import load_duplicates
-
     rows = np.where(groups >= 0)[0]
     rep_rows = set(reps.values())
     fields = config["fields"]
@@ -294,4 +251,4 @@ def _store(samples, key, config, ids, owners, groups, reps, dist, expect,
         expect, owners=[owners[r] for r in rows] if owners else None,
         progress=lambda m: report(0.95, m))
     report(1.0, "done")
-    return load_duplicates(samples, key)
+    return DuplicatesResults.load(samples, key)

@@ -4,47 +4,20 @@ groups, tagging, deleting and split leaks."""
 
 from collections import defaultdict
 
-from ..clustering import record, runs, store
-from ..clustering.columns import iter_rows
+from ..storage import runs
+from ..storage import schema as record
+from ..storage.runs import StoredRun
+from ..storage.sample_io import iter_rows
 from ..units import ParamError
 
 ANALYSIS_KINDS = (record.DUPLICATES_KIND, record.UNIQUENESS_KIND)
 
 
-class AnalysisRun:
+class AnalysisRun(StoredRun):
     """A stored run of one of the analysis kinds."""
 
-    def __init__(self, samples, key, kind):
-        dataset = samples._dataset
-        found = runs.records_of(dataset, (kind,)).get(key)
-        if found is None:
-            what = "duplicates" if kind == record.DUPLICATES_KIND else \
-                "uniqueness"
-            available = ", ".join(sorted(runs.records_of(dataset, (kind,))))
-            raise runs.RunNotFound(
-                f"no {what} run '{key}' on dataset '{dataset.name}' "
-                f"({what} runs: {available or 'none'})")
-        rid = found[0]
-        config, results, timestamp, _ = store.load_record(rid)
-        self.dataset = dataset
-        self.key = key
-        self.config = {k: v for k, v in config.items()
-                       if k not in ("cls", "type")}
-        self.results = results
-        self.timestamp = timestamp
-        self.record_id = rid
-
-    @property
-    def fields(self):
-        return self.config["fields"]
-
-    def delete(self):
-        """Deletes the run and its fields (never samples or files)."""
-        runs.delete_run(self.dataset, self.key, kinds=ANALYSIS_KINDS)
-
-    def info(self):
-        return {"key": self.key, "timestamp": self.timestamp,
-                "config": self.config, "results": self.results}
+    KINDS = ANALYSIS_KINDS
+    WHAT = "uniqueness or duplicates run"
 
 
 class DuplicatesResults(AnalysisRun):
@@ -52,20 +25,21 @@ class DuplicatesResults(AnalysisRun):
     :func:`~image_clustering.find_near_duplicates` or
     :func:`~image_clustering.find_exact_duplicates`."""
 
-    def __init__(self, samples, key):
-        super().__init__(samples, key, record.DUPLICATES_KIND)
+    KINDS = (record.DUPLICATES_KIND,)
+    WHAT = "duplicates run"
 
     @property
     def method(self):
         return self.config["method"]
 
-    @property
-    def patches_field(self):
-        return record.patches_field_of(self.config)
-
-    @property
-    def labels_path(self):
-        return record.labels_path_of(self.config)
+    def summary(self):
+        r = self.results
+        return {**super().summary(), "method": self.method,
+                "threshold": self.threshold, "samples": r["samples"],
+                "groups": r["groups"], "duplicates": r["duplicates"],
+                "headline": (f"{r['duplicates']:,} duplicate(s) in "
+                             f"{r['groups']:,} group(s) among "
+                             f"{r['samples']:,} samples")}
 
     @property
     def threshold(self):
@@ -155,12 +129,9 @@ class DuplicatesResults(AnalysisRun):
         ids = self._duplicate_ids()
         if not ids:
             return 0
-        if self.labels_path:
-            self.dataset.select_labels(ids=ids).tag_labels(
-                tag, label_fields=self.patches_field)
-        else:
-            self.dataset.select(ids).tag_samples(tag)
-        return len(ids)
+        view = self.dataset.select_labels(ids=ids) if self.labels_path \
+            else self.dataset.select(ids)
+        return runs.tag_rows(self, view, [tag])
 
     def delete_duplicates(self, confirm):
         """Deletes every duplicate but the representatives from the dataset
@@ -168,23 +139,7 @@ class DuplicatesResults(AnalysisRun):
         ``confirm`` must be the number that will be deleted, as
         :meth:`counts` says, so that nothing is deleted by surprise.
         Returns the number deleted."""
-        ids = self._duplicate_ids()
-        if confirm != len(ids):
-            raise ParamError(
-                f"confirm: {len(ids)} duplicate(s) of run '{self.key}' "
-                f"would be deleted (keeping {self.counts()['groups']} "
-                f"representative(s)); pass confirm={len(ids)} to delete "
-                f"them, got {confirm!r}")
-        if not ids:
-            return 0
-        with store.locked(self.dataset, f"deleting the duplicates of run "
-                          f"'{self.key}'") as lease:
-            if self.labels_path:
-                lease.dataset.delete_labels(ids=ids,
-                                            fields=self.patches_field)
-            else:
-                lease.dataset.delete_samples(ids)
-        return len(ids)
+        return runs.delete_rows(self, self._duplicate_ids, confirm)
 
     def leaks(self, split_field=None, splits=None):
         """The duplicate groups whose members fall in more than one split.
@@ -206,10 +161,10 @@ class Leaks:
     def __init__(self, run, split_field=None, splits=None):
         if (split_field is None) == (splits is None):
             raise ParamError("leaks: give either split_field or splits "
-                             "(a list of sample tags)")
+                             "(a list of sample tags)", "splits")
         if run.labels_path:
             raise ParamError("leaks: splits are per sample; use a run on "
-                             "whole images")
+                             "whole images", "run_key")
         self.run = run
         split_of, path = _split_reader(run.dataset, split_field, splits)
         by_group = defaultdict(lambda: defaultdict(list))
@@ -278,8 +233,14 @@ def _split_reader(dataset, split_field, splits):
 class UniquenessResults(AnalysisRun):
     """Scores stored by :func:`~image_clustering.compute_uniqueness`."""
 
-    def __init__(self, samples, key):
-        super().__init__(samples, key, record.UNIQUENESS_KIND)
+    KINDS = (record.UNIQUENESS_KIND,)
+    WHAT = "uniqueness run"
+
+    def summary(self):
+        return {**super().summary(), "samples": self.results["samples"],
+                "field": self.field,
+                "headline": f"{self.results['samples']:,} samples scored "
+                            f"in '{self.field}'"}
 
     @property
     def field(self):
@@ -298,12 +259,12 @@ class UniquenessResults(AnalysisRun):
 
 def load_duplicates(samples, key):
     """The :class:`DuplicatesResults` of run ``key``."""
-    return DuplicatesResults(samples, key)
+    return DuplicatesResults.load(samples, key)
 
 
 def load_uniqueness(samples, key):
     """The :class:`UniquenessResults` of run ``key``."""
-    return UniquenessResults(samples, key)
+    return UniquenessResults.load(samples, key)
 
 
 def list_analyses(samples, kind=None):
@@ -311,6 +272,7 @@ def list_analyses(samples, kind=None):
     ``samples``' dataset (of one ``kind`` only, if given)."""
     names = {record.DUPLICATES_KIND: "duplicates",
              record.UNIQUENESS_KIND: "uniqueness"}
+    runs.finish_abandoned_write(samples._dataset)
     found = runs.records_of(samples._dataset, ANALYSIS_KINDS)
     return {k: names[c["kind"]] for k, (_, c) in sorted(found.items())
             if kind is None or names[c["kind"]] == kind}
@@ -318,4 +280,4 @@ def list_analyses(samples, kind=None):
 
 def delete_analysis(samples, key):
     """Deletes duplicates or uniqueness run ``key`` and its fields."""
-    runs.delete_run(samples._dataset, key, kinds=ANALYSIS_KINDS)
+    runs.delete_run(samples._dataset, key, ANALYSIS_KINDS)

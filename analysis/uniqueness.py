@@ -8,18 +8,19 @@ with one exact copy can still rank as unique), the three nearest are the
 three nearest: a sample with a copy scores near 0. Neighbours come from the faiss engine of
 :mod:`..clustering.neighbors`, which never holds an N x N matrix."""
 
-import time
-
 import numpy as np
 
-from ..clustering import record, runs
-from ..clustering.neighbors import EXACT_LIMIT, Neighbors
-from ..clustering.pipeline import Reporter, Timings
-from ..clustering.store import Column
-from .common import Source, config_of, results_of
-
-NEIGHBORS = 3
-WEIGHTS = np.array([0.6, 0.3, 0.1])
+from ..algorithms.dedup import (
+    UNIQUENESS_NEIGHBORS,
+    UNIQUENESS_WEIGHTS,
+    uniqueness_scores,
+)
+from ..storage import runs
+from ..storage import schema as record
+from ..storage.transaction import Column
+from ..support import Reporter, Timings
+from .results import UniquenessResults
+from .source import Source, config_of, results_of
 
 
 def uniqueness_fields(key):
@@ -60,8 +61,6 @@ def compute_uniqueness(
     Returns:
         a :class:`.results.UniquenessResults`
     """
-    from .results import load_uniqueness
-
     source = Source(samples, embedder, embeddings_field, None, num_workers,
                     batch_size, decode, executor, "compute_uniqueness",
                     ray_address=ray_address)
@@ -69,16 +68,16 @@ def compute_uniqueness(
     expect = runs.check_new_run(samples._dataset, key,
                                 list(fields.values()), overwrite,
                                 kind=record.UNIQUENESS_KIND)
-    started = time.time()
     report = Reporter(progress)
     timings = Timings()
     with timings("embed"):
         emb = source.embed(report, 0.6)
     with timings("neighbors"):
         scores = uniqueness_scores(emb.vectors, report)
-    timings.total = time.time() - started
+    timings.finish()
     config = config_of(record.UNIQUENESS_KIND, "knn",
-                       {"neighbors": NEIGHBORS, "weights": WEIGHTS,
+                       {"neighbors": UNIQUENESS_NEIGHBORS,
+                        "weights": UNIQUENESS_WEIGHTS,
                         "metric": "cosine"}, emb, source, fields)
     results = results_of(emb, timings, samples=len(emb.ids),
                          max_mean_distance=float(scores.max_mean))
@@ -88,54 +87,4 @@ def compute_uniqueness(
     runs.write_run(samples, key, config, results, emb.ids, [column], expect,
                    progress=lambda m: report(0.95, m))
     report(1.0, "done")
-    return load_uniqueness(samples, key)
-
-
-def centre_on_mean(X, chunk=65536):
-    """Subtracts the mean row from every row, in place."""
-    total = np.zeros(X.shape[1], dtype=np.float64)
-    for start in range(0, len(X), chunk):
-        total += X[start:start + chunk].sum(axis=0, dtype=np.float64)
-    mean = (total / max(len(X), 1)).astype(X.dtype)
-    for start in range(0, len(X), chunk):
-        X[start:start + chunk] -= mean
-    return X
-
-
-class Scores:
-    def __init__(self, values, max_mean):
-        self.values = values
-        self.max_mean = max_mean
-
-
-def uniqueness_scores(X, report=None, share=(0.6, 0.9)):
-    """:class:`Scores` of the rows of ``X`` (centred and normalised in
-    place)."""
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    n = len(X)
-    if n <= NEIGHBORS:
-        # Too few samples to have three neighbours: all equally unique.
-        return Scores(np.ones(n), 1.0)
-    report = report or Reporter(None)
-    low, high = share
-
-    def stage(offset, width, what):
-        def progress(done, total, _=None):
-            report(low + (offset + width * done / max(total, 1)) *
-                   (high - low), f"neighbours: {what} {done:,} of {total:,}")
-        return progress
-
-    centre_on_mean(X)
-    index = Neighbors(metric="cosine", compress=n > EXACT_LIMIT, nprobe=16)
-    index.fit(X, progress=stage(0.0, 0.1, "indexing"), copy=False)
-    _, D = index.search(index.data, NEIGHBORS,
-                        progress=stage(0.1, 0.9, "searching"),
-                        exclude_self=True)
-    # An IVF search may miss a neighbour; count it at the farthest found.
-    found = np.isfinite(D)
-    farthest = np.where(found, D, -np.inf).max(axis=1, keepdims=True)
-    D = np.where(found, D, np.where(np.isfinite(farthest), farthest, 2.0))
-    means = (np.maximum(D, 0.0) * WEIGHTS).mean(axis=1)
-    top = float(means.max())
-    values = means / top if top > 0 else np.zeros(n)
-    return Scores(values, top)
+    return UniquenessResults.load(samples, key)

@@ -17,8 +17,8 @@ def main():
     parser.add_argument("--n", type=int, default=20_000)
     args = parser.parse_args()
 
-    from image_clustering.clustering import choose_k
-    from image_clustering.clustering.clusterers import get_clusterer
+    from image_clustering.algorithms import sweep as choose_k
+    from image_clustering.algorithms.clusterers import get_clusterer
 
     rng = np.random.default_rng(0)
     centres = rng.uniform(-10, 10, size=(12, 10))

@@ -48,7 +48,7 @@ def main():
     import numpy as np
 
     import image_clustering as ic
-    from image_clustering.clustering.datasets import (
+    from image_clustering.cli.folders import (
         dataset_from_folder,
         write_digits,
     )

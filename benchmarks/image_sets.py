@@ -38,7 +38,7 @@ def _dataset(name, items, label_field="ground_truth"):
 
 
 def digits(folder):
-    from image_clustering.clustering.datasets import find_images, write_digits
+    from image_clustering.cli.folders import find_images, write_digits
 
     write_digits(os.path.join(folder, "digits"))
     return _dataset("set-digits", find_images(os.path.join(folder,

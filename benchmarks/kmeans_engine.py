@@ -26,7 +26,7 @@ def main():
 
     from sklearn.cluster import KMeans as SKKMeans
 
-    from image_clustering.clustering.kmeans import KMeans
+    from image_clustering.algorithms.kmeans import KMeans
     from synthetic import mixture
 
     X = np.concatenate([x for x, _ in mixture(args.n, args.d, 2 * args.k)])

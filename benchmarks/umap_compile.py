@@ -15,14 +15,16 @@ import tempfile
 
 CHILD = """
 import json, time, numpy as np
-from image_clustering.clustering.reducers import UMAPReducer
+from image_clustering.algorithms.reducers import UMAPReducer
 X = np.random.default_rng(0).normal(size=(N, 50)).astype(np.float32)
 X[: N // 2] += 4
 t = time.time()
-UMAPReducer(n_components=10, n_neighbors=15, min_dist=0.0).fit_transform(X, 51)
+UMAPReducer(n_components=10, n_neighbors=15, min_dist=0.0,
+            random_state=51).fit_transform(X)
 first = time.time() - t
 t = time.time()
-UMAPReducer(n_components=10, n_neighbors=15, min_dist=0.0).fit_transform(X, 51)
+UMAPReducer(n_components=10, n_neighbors=15, min_dist=0.0,
+            random_state=51).fit_transform(X)
 print(json.dumps({"first": first, "warm": time.time() - t}))
 """
 

@@ -1,4 +1,3 @@
-"""Reducers, clusterers, geometry, metrics, the pipeline and run storage.
-
-Nothing here imports scikit-learn, umap or hdbscan at module level.
-"""
+"""The clustering run as users know it: the one resolver of requests, the
+embed step and its cache, the pipeline, the results object and its
+methods, assignment, comparison, charts and how the App shows a run."""

@@ -19,7 +19,12 @@ import os
 
 import numpy as np
 
+from ..algorithms import fitted
+from ..embedders.images import ImageDecodeError, load_image
+from ..storage.sample_io import read_vectors
 from ..units import Param, ParamError
+from .presentation import cluster_color
+from .results import ClusterRun
 
 KINDS = ("scatter", "boundaries", "montage", "axes")
 KIND = Param("kind", "choice", "scatter", "Which chart", choices=KINDS)
@@ -42,10 +47,9 @@ def plot_run(samples, run_key, kind="scatter", path=None, gt_field=None,
     import matplotlib
 
     matplotlib.use("Agg")
-    from .runs import load_run
 
     kind = KIND.clean("plot_run", kind)
-    run = load_run(samples, run_key)
+    run = ClusterRun.load(samples, run_key)
     path = path or os.path.join(charts_dir(run.dataset),
                                 f"{run.key}_{kind}.png")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -85,7 +89,6 @@ def _map_points(run, gt_field, seed):
 
 
 def _colours(clusters):
-    from .presentation import cluster_color
 
     return [cluster_color(int(c)) for c in clusters]
 
@@ -188,20 +191,11 @@ def _boundaries(run, seed=0, **_):
 def _grid_regions(run, points, clusters, grid):
     layout = (run.config.get("map") or {}).get("layout") or {}
     if layout.get("method") == "clustered space":
-        from . import fitted, store
-        from .assign import _predict
-
-        state = fitted.loads(store.read_attachment(
-            run.results["fitted"]["file"]))
-        labels, _ = _predict(state, run, grid, "auto")
+        state = fitted.loads(run.attachment("fitted"), run.key)
+        labels, _ = state.predict(grid, "auto")
         return labels, f"the {run.config['method']} assigner"
-    from .neighbors import Neighbors
-
-    index = Neighbors().fit(points)
-    idx, _ = index.search(grid, min(15, len(points)))
-    votes = clusters[idx]
-    regions = np.array([np.bincount(v[v >= 0]).argmax() if (v >= 0).any()
-                        else -1 for v in votes])
+    regions = fitted.knn_vote(points, clusters, grid, k=15,
+                              ignore_noise=True)
     return regions, "nearest mapped points vote"
 
 
@@ -211,7 +205,6 @@ def _grid_regions(run, points, clusters, grid):
 def _thumbnail(path):
     from PIL import Image
 
-    from ..embedders.images import ImageDecodeError, load_image
 
     try:
         im = load_image(path, "RGB", size=(2 * THUMB, 2 * THUMB))
@@ -260,7 +253,6 @@ def _axes(run, n_axes=4, per_axis=10, seed=0, **_):
     import matplotlib.pyplot as plt
     from sklearn.decomposition import PCA
 
-    from .columns import read_vectors
 
     field = run.config.get("embeddings_field")
     if run.patches_field or not field or \
@@ -268,7 +260,7 @@ def _axes(run, n_axes=4, per_axis=10, seed=0, **_):
         raise ParamError(
             f"run '{run.key}' has no embeddings field to take principal "
             "components of")
-    ids, X, _ = read_vectors(run.clustered(), field)
+    ids, X, _ = read_vectors(run.clustered_view(), field)
     if len(X) > MAX_POINTS:
         rows = np.sort(np.random.default_rng(seed).choice(
             len(X), MAX_POINTS, replace=False))

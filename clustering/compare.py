@@ -2,6 +2,8 @@
 
 from collections import Counter
 
+from ..units import ParamError
+
 
 class RunComparison:
     """How the clusters of run ``key_a`` map onto those of run ``key_b``.
@@ -83,24 +85,29 @@ class RunComparison:
                                self.best_matches("b").items()},
         }
 
+    def describe(self):
+        """One sentence: what the runs share and how well they agree."""
+        head = f"'{self.key_a}' vs '{self.key_b}': "
+        if not self.shared:
+            return head + ("no sample was clustered by both runs, so they "
+                           "cannot be compared")
+        return (head + f"{self.shared:,} shared, ARI {self.ari:.4f}, "
+                f"AMI {self.ami:.4f}")
+
     def __repr__(self):
-        return (f"<RunComparison {self.key_a} vs {self.key_b}: "
-                f"{self.shared} shared, ARI {self.ari:.3f}, "
-                f"AMI {self.ami:.3f}>")
+        return f"<RunComparison {self.describe()}>"
 
 
-def compare_runs(samples, key_a, key_b):
-    """Compares the runs ``key_a`` and ``key_b`` of ``samples``' dataset on
-    what both clustered. Returns a :class:`RunComparison`."""
-    from .runs import load_run
-    from ..units import ParamError
-
-    run_a, run_b = load_run(samples, key_a), load_run(samples, key_b)
+def compare(run_a, run_b):
+    """Compares two runs (:class:`.results.ClusterRun`) on what both
+    clustered. Returns a :class:`RunComparison`."""
+    key_a, key_b = run_a.key, run_b.key
     if bool(run_a.patches_field) != bool(run_b.patches_field) or \
             run_a.patches_field != run_b.patches_field:
         raise ParamError(
             f"runs '{key_a}' and '{key_b}' clustered different things "
-            "(samples and objects, or objects of different fields)")
+            "(samples and objects, or objects of different fields)",
+            "run_b")
     a = dict(zip(*_clustered(run_a)))
     b = dict(zip(*_clustered(run_b)))
     ids = [i for i in a if i in b]

@@ -12,7 +12,9 @@ import logging
 
 import numpy as np
 
-from . import record
+from ..storage import schema
+from ..storage.transaction import locked
+from ..units import ParamError
 
 logger = logging.getLogger(__name__)
 
@@ -34,11 +36,43 @@ def cluster_color(cluster):
     return NOISE_COLOR if cluster < 0 else PALETTE[cluster % len(PALETTE)]
 
 
+def check_brain_key(dataset, key, brain_key):
+    """Raises if the run's map would replace a brain run that is not the
+    map of run ``key``."""
+    if brain_key is None or not dataset.has_brain_run(brain_key):
+        return
+    maps = dataset.info.get(MAPS_INFO) or {}
+    if maps.get(brain_key) == key:
+        return
+    raise ParamError(
+        f"brain run '{brain_key}' already exists and does not belong to run "
+        f"'{key}'; choose another run key, or no map", "map", "none")
+
+
+def show(run, replaced=None):
+    """Shows the stored ``run`` in the App, under the dataset's lock. The
+    run is complete whether or not this succeeds: a failure is logged and
+    returned as a sentence (``None`` when all went well), and
+    :func:`repair` tries again."""
+    try:
+        with locked(run.dataset, f"showing run '{run.key}'") as lease:
+            if replaced and schema.brain_key_of(replaced) != \
+                    schema.brain_key_of(run.config):
+                hide(lease.dataset, run.key, {"map": replaced.get("map")})
+            present(lease.dataset, run)
+    except Exception as e:
+        message = (f"run '{run.key}' is stored, but showing it in the App "
+                   f"failed ({e}); run repair to try again")
+        logger.warning(message)
+        return message
+    return None
+
+
 def present(dataset, run):
     """Shows ``run`` (a :class:`.results.ClusterRun`) in the App."""
     if not run.patches_field:
         show_fields(dataset, run.key, run.fields, len(run.clusters))
-    brain_key = record.brain_key_of(run.config)
+    brain_key = schema.brain_key_of(run.config)
     if brain_key and "map" in run.fields:
         register_map(dataset, run, brain_key)
 
@@ -48,7 +82,7 @@ def hide(dataset, key, config):
     was ``config``."""
     fields = config.get("fields") or {}
     hide_fields(dataset, key, fields)
-    brain_key = record.brain_key_of(config)
+    brain_key = schema.brain_key_of(config)
     if brain_key:
         unregister_map(dataset, brain_key)
 
@@ -211,11 +245,11 @@ def repair(dataset, runs):
     report += _drop_orphan_map_records(dataset, set(maps))
     for brain_key, run_key in maps.items():
         run = runs.get(run_key)
-        if run is None or record.brain_key_of(run.config) != brain_key:
+        if run is None or schema.brain_key_of(run.config) != brain_key:
             unregister_map(dataset, brain_key)
             report.append(f"removed map '{brain_key}' of a deleted run")
     for key, run in runs.items():
-        brain_key = record.brain_key_of(run.config)
+        brain_key = schema.brain_key_of(run.config)
         if brain_key and "map" in run.fields and \
                 not _map_is_whole(dataset, brain_key):
             register_map(dataset, run, brain_key)

@@ -1,47 +1,39 @@
-"""The results object of a stored run, in the manner of fiftyone-brain's
-results classes: what the run found, and the methods users reach for."""
+"""The results object of a stored clustering run, in the manner of
+fiftyone-brain's results classes: what the run found, and the methods
+users reach for. Every write (names, groups, tags, placing new samples)
+goes through the object, so that it fails cleanly if another process has
+changed the run since it was read."""
 
-from . import record
+from ..algorithms.geometry import nearest_to_centre
+from ..algorithms.quality import external_quality
+from ..curation import export
+from ..curation import groups as grouping
+from ..curation import tags as tagging
+from ..labeling import naming
+from ..storage import schema
+from ..storage.runs import StoredRun
+from ..units import ParamError
+from . import presentation
+from .assign import place_samples
+from .compare import compare
+from .summary import run_summary
 
 
-class ClusterRun:
+class ClusterRun(StoredRun):
     """A stored clustering run.
 
     Attributes:
         key: the run key
         timestamp: when the run was written (UTC)
-        config: the run's config as a dict (see :mod:`.record`)
+        config: the run's config as a dict (see :mod:`..storage.schema`)
         results: the run's results as a dict
-        record_id: the id of the run document this object was read from;
-            writes through this object fail cleanly if another process has
-            changed the run since
+        record_id: the id of the run document this object was read from
     """
 
-    def __init__(self, dataset, key, config, results, timestamp, record_id,
-                 view_stages=None):
-        self._dataset = dataset
-        self.key = key
-        self.config = config
-        self.results = results
-        self.timestamp = timestamp
-        self.record_id = record_id
-        self._view_stages = view_stages
+    KINDS = (schema.RUN_KIND,)
+    WHAT = "clustering run"
 
     # -- what the run holds --------------------------------------------------
-
-    @property
-    def dataset(self):
-        return self._dataset
-
-    @property
-    def run_id(self):
-        """Stable identity of the run, kept across renames and updates."""
-        return self.config.get("run_id")
-
-    @property
-    def fields(self):
-        """Suffix -> field path of each field the run wrote."""
-        return self.config["fields"]
 
     @property
     def clusters(self):
@@ -58,28 +50,53 @@ class ClusterRun:
         return self.results["skipped"]
 
     @property
-    def patches_field(self):
-        """The label field whose objects were clustered, or ``None``."""
-        return record.patches_field_of(self.config)
+    def sweep(self):
+        """The automatic choice of k (or of HDBSCAN's smallest cluster), as
+        plain JSON, or ``None`` when it was given."""
+        return self.results.get("sweep")
 
     @property
-    def labels_path(self):
-        return record.labels_path_of(self.config)
+    def names(self):
+        """Cluster id (a string) -> ``{"name", "description", ...}``."""
+        return self.results.get("names") or {}
+
+    @property
+    def groups(self):
+        """Group name -> the cluster ids in it."""
+        return self.results.get("groups") or {}
+
+    def name_of(self, cluster):
+        """The cluster's name, or ``None``."""
+        return (self.names.get(str(cluster)) or {}).get("name")
+
+    def group_of(self, cluster):
+        for name, members in self.groups.items():
+            if cluster in members:
+                return name
+        return None
+
+    def cluster_ids(self):
+        """The ids of the run's clusters (noise, −1, not included)."""
+        return [c["id"] for c in self.clusters]
+
+    def check_clusters(self, clusters, param="clusters"):
+        """``clusters`` as a list of ints, each a cluster of this run (or
+        −1, the noise); raises naming the first that is not."""
+        known = set(self.cluster_ids()) | {-1}
+        try:
+            ids = [int(c) for c in clusters]
+        except (TypeError, ValueError):
+            raise ParamError(f"{param}: cluster ids are integers, got "
+                             f"{list(clusters)!r}", param) from None
+        unknown = sorted(set(ids) - known)
+        if unknown:
+            raise ParamError(f"{param}: run '{self.key}' has no cluster "
+                             + ", ".join(map(str, unknown)), param)
+        return ids
 
     # -- views ----------------------------------------------------------------
 
-    def view(self):
-        """The samples the run was computed on (samples deleted since are
-        simply absent)."""
-        from bson import json_util
-        import fiftyone.core.view as fov
-
-        if self._view_stages is None:
-            return self._dataset.view()
-        stages = [json_util.loads(s) for s in self._view_stages]
-        return fov.DatasetView._build(self._dataset, stages)
-
-    def clustered(self):
+    def clustered_view(self):
         """The samples that have a cluster of this run: those it clustered
         and those placed into it since (:meth:`assign`)."""
         return self._dataset.exists(self.fields["cluster"])
@@ -93,12 +110,12 @@ class ClusterRun:
                   "dist": self.fields["dist"], **(extra or {})}
         labels_path = self.labels_path
         if not labels_path:
-            cols = self.clustered().values(
+            cols = self.clustered_view().values(
                 ["id", "filepath", *wanted.values()])
             out = {"id": cols[0], "sample_id": cols[0], "filepath": cols[1]}
             out.update({name: cols[2 + i] for i, name in enumerate(wanted)})
             return out
-        single = labels_path == self.patches_field
+        single = self.single_object
         cols = self.view().values(
             ["id", "filepath", f"{labels_path}.id", *wanted.values()]
         )
@@ -118,6 +135,11 @@ class ClusterRun:
                     out[name].append(column[j] if column else None)
         return out
 
+    def patches_path(self, suffix):
+        """The path of field ``suffix`` in the run's patches view."""
+        return f"{self.patches_field}." + \
+            self.fields[suffix].rsplit(".", 1)[-1]
+
     def clusters_view(self, cluster=None, include_noise=True):
         """The run's samples grouped by cluster (dynamic groups), largest
         cluster first and noise last, each group ordered by distance to its
@@ -127,12 +149,11 @@ class ClusterRun:
 
         cf, df = self.fields["cluster"], self.fields["dist"]
         if self.patches_field:
-            pf = self.patches_field
-            view = self.view().to_patches(pf)
-            cf, df = (f"{pf}.{f.rsplit('.', 1)[-1]}" for f in (cf, df))
+            view = self.view().to_patches(self.patches_field)
+            cf, df = self.patches_path("cluster"), self.patches_path("dist")
             view = view.exists(cf)
         else:
-            view = self.clustered()
+            view = self.clustered_view()
         if cluster is not None:
             return view.match(F(cf) == int(cluster)).sort_by(df)
         if not include_noise:
@@ -143,28 +164,31 @@ class ClusterRun:
         rank = (F(cf) < 0).if_else(1 << 30, F(cf))
         return view.group_by(cf, order_by=df).sort_by(rank)
 
+    def cluster_view(self, clusters):
+        """The samples (or, for an object run, the objects within their
+        samples) of ``clusters``."""
+        from fiftyone import ViewField as F
+
+        clusters = self.check_clusters(clusters)
+        if self.patches_field:
+            name = self.fields["cluster"].rsplit(".", 1)[-1]
+            return self.view().filter_labels(self.patches_field,
+                                             F(name).is_in(clusters))
+        return self.clustered_view().match(
+            F(self.fields["cluster"]).is_in(clusters))
+
     def representatives(self, per_cluster=1):
         """``{cluster_id: [(id, filepath), ...]}``: the ``per_cluster``
         members nearest each centre, nearest first (noise has none)."""
-        from ..labeling.representatives import nearest_to_centre
-
         return nearest_to_centre(self.members(), per_cluster)
 
     # -- quality and comparison ------------------------------------------------
-
-    @property
-    def sweep(self):
-        """The automatic choice of k (or of HDBSCAN's smallest cluster), as
-        plain JSON, or ``None`` when it was given."""
-        return self.results.get("sweep")
 
     def score(self, gt_field="ground_truth"):
         """The clusters scored against ground truth (ARI, AMI, homogeneity,
         completeness, V-measure, purity and the top class of each cluster):
         ``gt_field``'s labels, or for an object run the objects' own
         labels. ``None`` when there are none."""
-        from .quality import external_quality
-
         if self.labels_path:
             path = f"{self.labels_path}.label"
         else:
@@ -176,21 +200,10 @@ class ClusterRun:
         m = self.members(extra={"truth": path})
         return external_quality(m["cluster"], m["truth"])
 
-    def assign(self, samples, assigner="auto", **kwargs):
-        """Places ``samples`` into this run's clusters (see
-        :func:`~image_clustering.assign_clusters`); returns the updated
-        run."""
-        from .assign import assign_clusters
-
-        return assign_clusters(samples, self.key, assigner=assigner,
-                               **kwargs)
-
     def compare(self, other_key):
         """This run against run ``other_key``: a
         :class:`.compare.RunComparison`."""
-        from .compare import compare_runs
-
-        return compare_runs(self._dataset, self.key, other_key)
+        return compare(self, type(self).load(self._dataset, other_key))
 
     # -- change since the run ---------------------------------------------------
 
@@ -209,7 +222,7 @@ class ClusterRun:
             return {"deleted": max(0, m["n_samples"] - present),
                     "added": None, "assigned": 0}
         af = self.fields.get("assigned")
-        fit = self.clustered()
+        fit = self.clustered_view()
         if af is not None:
             fit = fit.match(F(af) != True)  # noqa: E712 (a query)
         view = self.view()
@@ -223,19 +236,72 @@ class ClusterRun:
     def info(self):
         """The run as plain JSON: key, timestamp, config, results and the
         changes since."""
-        return {
-            "key": self.key,
-            "timestamp": self.timestamp.isoformat() if self.timestamp
-            else None,
-            "config": self.config,
-            "results": self.results,
-            "changes": self.changes(),
-        }
+        return {**super().info(), "changes": self.changes()}
+
+    def summary(self):
+        """The facts of the run that the command line, the info operator
+        and the Clusters panel show, as plain JSON (see
+        :func:`.summary.run_summary`)."""
+        return run_summary(self)
+
+    # -- writes through the run --------------------------------------------------
+
+    def amend(self, rows, columns, results, config=None, replace=False,
+              progress=None):
+        """Writes through the run (see
+        :meth:`~..storage.runs.StoredRun.amend`) and shows the result in
+        the App."""
+        updated = super().amend(rows, columns, results, config=config,
+                                replace=replace, progress=progress)
+        presentation.show(updated)
+        return updated
+
+    def tag(self, clusters, tags, remove=False):
+        """Adds (or with ``remove``, removes) ``tags`` on every sample (or
+        object) of ``clusters``; returns how many were tagged."""
+        return tagging.tag_clusters(self, clusters, tags, remove=remove)
+
+    def group(self, groups, replace=False):
+        """Puts clusters into named groups (group name -> cluster ids);
+        returns the updated run."""
+        return grouping.group_clusters(self, groups, replace=replace)
+
+    def ungroup(self, names):
+        """Removes the groups ``names``; returns the updated run."""
+        return grouping.ungroup_clusters(self, names)
+
+    def rename_group(self, name, new_name):
+        return grouping.rename_group(self, name, new_name)
+
+    def groups_view(self, names):
+        """The samples (or patches) of the groups ``names``, grouped by
+        group."""
+        return grouping.groups_view(self, names)
+
+    def name(self, cluster, name, description=None):
+        """Names (or renames) one cluster by hand; returns the updated
+        run."""
+        return naming.name_cluster(self, cluster, name, description)
+
+    def label(self, namer="openai", **kwargs):
+        """Names the clusters with a namer (see
+        :func:`..labeling.naming.label_clusters`)."""
+        return naming.label_clusters(self, namer=namer, **kwargs)
+
+    def export(self, path, **kwargs):
+        """Writes a CSV of the members (and their images); see
+        :func:`..curation.export.export_clusters`."""
+        return export.export_clusters(self, path, **kwargs)
+
+    def assign(self, samples, assigner="auto", **kwargs):
+        """Places ``samples`` the run has not seen into its clusters (see
+        :func:`.assign.assign_clusters`); returns the updated run."""
+        return place_samples(self, samples, assigner=assigner, **kwargs)
 
     def __repr__(self):
         m = self.metrics
         return (
             f"<ClusterRun '{self.key}': {self.config.get('method')} "
             f"{m['n_clusters']} clusters, "
-            f"{m['fraction_clustered']:.1%} clustered>"
+            f"{m['fraction_clustered'] or 0:.1%} clustered>"
         )

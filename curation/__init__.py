@@ -1,2 +1,2 @@
-"""Acting on clusters: tag them, merge them into named groups, export
-them."""
+"""Acting on the clusters of a run: tag them, merge them into named
+groups, export them. Each function takes the run object it acts on."""

@@ -12,10 +12,9 @@ import csv
 import os
 import shutil
 
-from ..clustering import runs
+from ..embedders.images import Crop, ImageDecodeError, load_source
 from ..units import Param, ParamError
-from .groups import safe_name
-from .tags import _cluster_ids
+from .groups import check_groups, safe_name
 
 IMAGES = Param("images", "choice", "none",
                "Also put the images into one folder per cluster (or group)",
@@ -23,57 +22,70 @@ IMAGES = Param("images", "choice", "none",
 FOLDERS = Param("folders", "choice", "cluster",
                 "Image folders: one per cluster, or one per group",
                 choices=("cluster", "group"))
+EXPORT_PARAMS = (IMAGES, FOLDERS)
 COLUMNS = ("filepath", "image_name", "cluster", "cluster_name", "tags",
            "group", "distance", "similarity", "cluster_size")
 
 
-def export_clusters(samples, run_key, path, clusters=None, groups=None,
-                    images="none", folders="cluster", csv_name="clusters.csv",
+def export_clusters(run, path, clusters=None, groups=None, images="none",
+                    folders="cluster", csv_name="clusters.csv",
                     overwrite=False):
-    """Writes the members of run ``run_key``'s ``clusters`` (default: all,
-    noise included) or ``groups`` to ``<path>/<csv_name>``, one row per
-    sample (or object), and with ``images`` their images to
-    ``<path>/images/<cluster or group>/``. Returns ``{"csv", "rows",
-    "images"}``."""
+    """Writes the members of ``run``'s ``clusters`` (default: all, noise
+    included) or ``groups`` to ``<path>/<csv_name>``, one row per sample (or
+    object), and with ``images`` their images to
+    ``<path>/images/<cluster or group>/``. An image that cannot be read is
+    left out of the folders and reported; everything that can be checked
+    is checked before anything is written.
+
+    Returns:
+        ``{"csv", "rows", "images", "failed"}``: the CSV's path, its rows,
+        the images written, and ``{filepath: reason}`` for those that could
+        not be
+    """
     images = IMAGES.clean("export_clusters", images)
     folders = FOLDERS.clean("export_clusters", folders)
     root = _export_root(path)
     if os.path.basename(csv_name) != csv_name or csv_name in ("", ".", ".."):
-        raise ParamError(f"csv_name: {csv_name!r} must be a plain file name")
-    run = runs.load_run(samples, run_key)
+        raise ParamError(f"csv_name: {csv_name!r} must be a plain file name",
+                         "csv_name")
     rows = _rows(run, _selected(run, clusters, groups))
     targets = _image_targets(root, rows, folders) if images != "none" else []
     csv_path = os.path.join(root, csv_name)
     _check_writable(root, [csv_path] + [t for _, t in targets], overwrite)
+    failed = _unreadable(rows) if targets else {}
     _write_csv(csv_path, rows, run)
+    written = 0
     for row, target in targets:
-        _place(root, row, target, images, overwrite)
-    return {"csv": csv_path, "rows": len(rows), "images": len(targets)}
+        if row["filepath"] in failed:
+            continue
+        reason = _place(root, row, target, images, overwrite)
+        if reason is None:
+            written += 1
+        else:
+            failed[row["filepath"]] = reason
+    return {"csv": csv_path, "rows": len(rows), "images": written,
+            "failed": failed}
 
 
 def _export_root(path):
     if not path or not isinstance(path, str):
-        raise ParamError("path: give the folder to export into")
+        raise ParamError("path: give the folder to export into", "path")
     root = os.path.realpath(os.path.abspath(os.path.expanduser(path)))
     if os.path.exists(root) and not os.path.isdir(root):
-        raise ParamError(f"path: {path!r} is a file, not a folder")
+        raise ParamError(f"path: {path!r} is a file, not a folder", "path")
     return root
 
 
 def _selected(run, clusters, groups):
     if groups:
-        known = run.results.get("groups") or {}
-        missing = [g for g in groups if g not in known]
-        if missing:
-            raise ParamError("groups: no group " + ", ".join(
-                repr(g) for g in missing))
-        chosen = {c for g in groups for c in known[g]}
+        check_groups(run, groups)
+        chosen = {c for g in groups for c in run.groups[g]}
         if clusters is not None:
-            chosen |= set(_cluster_ids(run, clusters))
+            chosen |= set(run.check_clusters(clusters))
         return chosen
     if clusters is None:
         return None
-    return set(_cluster_ids(run, clusters))
+    return set(run.check_clusters(clusters))
 
 
 def _rows(run, chosen):
@@ -86,12 +98,12 @@ def _rows(run, chosen):
     if run.labels_path:
         extra["box"] = f"{run.labels_path}.bounding_box"
     m = run.members(extra=extra)
-    names = run.results.get("names") or {}
+    no_groups = [None] * len(m["id"])
     out = []
     for i, c in enumerate(m["cluster"]):
         if c is None or (chosen is not None and c not in chosen):
             continue
-        name = (names.get(str(c)) or {}).get("name") or ""
+        name = run.name_of(c) or ""
         out.append({
             "id": m["id"][i],
             "filepath": m["filepath"][i],
@@ -99,7 +111,7 @@ def _rows(run, chosen):
             "cluster": f"cluster_{c}" if c >= 0 else "noise",
             "cluster_name": name,
             "tags": ";".join(m["tags"][i] or []),
-            "group": (m.get("group") or [None] * len(m["id"]))[i] or "",
+            "group": (m.get("group") or no_groups)[i] or "",
             "distance": m["dist"][i],
             "similarity": m["sim"][i],
             "cluster_size": m["size"][i],
@@ -134,12 +146,15 @@ def _image_targets(root, rows, folders):
 
 
 def _inside(root, target):
-    """Refuses a destination that, with links resolved, leaves ``root``."""
-    resolved = os.path.realpath(target)
-    if resolved != root and not resolved.startswith(root + os.sep):
+    """Refuses a destination whose folder, with links resolved, leaves
+    ``root``. (The destination itself may be a link written by an earlier
+    export, which points outside by design: it is replaced, not
+    followed.)"""
+    folder = os.path.realpath(os.path.dirname(target))
+    if folder != root and not folder.startswith(root + os.sep):
         raise ParamError(
             f"path: refusing to write {target}, which resolves outside the "
-            f"export folder {root}")
+            f"export folder {root}", "path")
 
 
 def _check_writable(root, paths, overwrite):
@@ -150,8 +165,19 @@ def _check_writable(root, paths, overwrite):
     existing = [p for p in paths if os.path.lexists(p)]
     if existing:
         raise ParamError(
-            f"overwrite: {len(existing)} file(s) already exist in {root} "
-            f"(first: {existing[0]}); pass overwrite=True to replace them")
+            f"{len(existing)} file(s) already exist in {root} (first: "
+            f"{existing[0]})", "overwrite", True)
+
+
+def _unreadable(rows):
+    """File path -> why, for the rows' images that cannot be read."""
+    out = {}
+    for path in {row["filepath"] for row in rows}:
+        if not os.path.isfile(path):
+            out[path] = "file not found"
+        elif not os.access(path, os.R_OK):
+            out[path] = "file not readable"
+    return out
 
 
 def _write_csv(path, rows, run):
@@ -171,21 +197,21 @@ def _write_csv(path, rows, run):
 
 
 def _place(root, row, target, mode, overwrite):
+    """Writes one image (or object crop); returns ``None``, or why it
+    could not."""
     os.makedirs(os.path.dirname(target), exist_ok=True)
     # Checked again now the folders exist: one may have been a link.
     _inside(root, target)
     if overwrite and os.path.lexists(target):
         os.remove(target)
-    if row["box"] is not None:
-        from ..embedders.images import Crop, ImageDecodeError, load_source
-
-        try:
+    try:
+        if row["box"] is not None:
             load_source(Crop(row["filepath"], tuple(row["box"]))).save(
                 target)
-        except ImageDecodeError:
-            pass
-        return
-    if mode == "symlink":
-        os.symlink(os.path.abspath(row["filepath"]), target)
-    else:
-        shutil.copy2(row["filepath"], target)
+        elif mode == "symlink":
+            os.symlink(os.path.abspath(row["filepath"]), target)
+        else:
+            shutil.copy2(row["filepath"], target)
+    except (ImageDecodeError, OSError) as e:
+        return str(e) or type(e).__name__
+    return None

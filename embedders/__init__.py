@@ -6,7 +6,7 @@ inside the embedders that use them, when they run.
 """
 
 from .base import Embedded, Embedder
-from ..units import Param, ParamError, Unit, build_unit
+from ..units import build_unit
 from .fiftyone_models import FiftyOneModelEmbedder
 from .pixels import PixelEmbedder
 from .torch_module import TorchModuleEmbedder

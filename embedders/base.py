@@ -35,6 +35,10 @@ class Embedder(Unit):
     reused only by an embedder that would have produced the same vectors.
     """
 
+    #: Whether its vectors are compared by direction, so that a run
+    #: L2-normalises them unless told otherwise (model features are).
+    normalize = False
+
     def fingerprint(self):
         """Plain JSON that identifies the vectors this embedder produces."""
         raise NotImplementedError

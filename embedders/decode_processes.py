@@ -19,6 +19,8 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
+from .image_errors import ImageDecodeError
+
 # Workers per slot slice: each task decodes this share of a batch.
 _SLICES_PER_WORKER = 2
 
@@ -26,8 +28,6 @@ _SLICES_PER_WORKER = 2
 def _decode_slice(block, shape, decode, paths, offset):
     """Worker side: decodes ``paths`` into rows ``offset...`` of the shared
     block; returns ``{row: reason}`` for the failures."""
-    from .images import ImageDecodeError
-
     shm = shared_memory.SharedMemory(name=block)
     try:
         rows = np.ndarray(shape, dtype=np.float32, buffer=shm.buf)

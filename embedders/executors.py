@@ -2,6 +2,9 @@
 this process; others (Ray) run the same embedder elsewhere and return the
 same :class:`~.base.Embedded`, row for row."""
 
+from ..units import ParamError
+from .ray_executor import RayExecutor
+
 
 def local_executor(embedder, ids, sources, num_workers=None, batch_size=None,
                    progress=None, decode="auto"):
@@ -9,3 +12,20 @@ def local_executor(embedder, ids, sources, num_workers=None, batch_size=None,
     return embedder.embed(sources, num_workers=num_workers,
                           batch_size=batch_size, progress=progress,
                           decode=decode)
+
+
+def get_executor(executor=None, ray_address=None):
+    """``None`` or ``"local"``: this machine; ``"ray"``: a
+    :class:`.ray_executor.RayExecutor` on ``ray_address``; a callable is
+    used as it is."""
+    if executor is None or executor == "local":
+        if ray_address is not None:
+            raise ParamError("ray_address is only used with executor 'ray'",
+                             "executor", "ray")
+        return local_executor
+    if executor == "ray":
+        return RayExecutor(address=ray_address)
+    if callable(executor):
+        return executor
+    raise ParamError(f"executor must be 'local', 'ray' or an executor, got "
+                     f"{executor!r}", "executor")

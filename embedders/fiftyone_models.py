@@ -43,6 +43,9 @@ class FiftyOneModelEmbedder(Embedder):
     ``fiftyone.core.models.Model`` with embeddings plus a ``model_id`` that
     names its weights (embeddings are cached under that name)."""
 
+    # Model features: their direction carries the meaning.
+    normalize = True
+
     name = "fiftyone"
     label = "FiftyOne zoo model"
     description = "Any FiftyOne zoo model that exposes embeddings"

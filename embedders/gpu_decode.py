@@ -126,15 +126,12 @@ def _read(path):
 
 
 def embed(forward, preprocess, paths, dtype, batch_size, num_workers,
-          progress):
-    """Embeds ``paths`` with JPEGs decoded on the GPU; returns an
-    :class:`~.base.Embedded`."""
+          progress, cpu_decode):
+    """Embeds ``paths`` with JPEGs decoded on the GPU, other images with
+    ``cpu_decode``; returns an :class:`~.base.Embedded`."""
     import torch
 
-    from .torch_runtime import ModelDecode
-
     gpu_pre = TorchPreprocess(preprocess)
-    cpu_decode = ModelDecode(preprocess)
     n = len(paths)
     vectors = None
     failures = {}

@@ -6,6 +6,7 @@ releases the GIL while decoding) a few batches ahead of the consumer, so a
 model's forward pass overlaps with the decoding of the next batches.
 """
 
+import hashlib
 import os
 import threading
 from collections import OrderedDict, deque
@@ -15,12 +16,23 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .decode_processes import iter_decoded_in_processes
+from .image_errors import ImageDecodeError
+
 # EXIF orientations that swap width and height.
 _TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)
 
 
-class ImageDecodeError(Exception):
-    """A file that cannot be used as an image; the message says why."""
+def file_identity(path):
+    """A short hash of ``path`` and its size and modification time, or
+    ``None`` when the file cannot be read."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError, TypeError):
+        return None
+    key = f"{path}\0{st.st_size}\0{st.st_mtime_ns}"
+    return hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:20]
+
 
 
 class Crop(NamedTuple):
@@ -245,8 +257,6 @@ def iter_decoded(paths, decode, batch_size=64, num_workers=None, prefetch=2,
     """
     workers = num_workers or default_num_workers()
     if decode_mode(decode, mode, len(paths)) == "processes":
-        from .decode_processes import iter_decoded_in_processes
-
         yield from iter_decoded_in_processes(
             paths, decode, decode.item_shape, batch_size, workers, prefetch)
         return

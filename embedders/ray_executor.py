@@ -20,6 +20,7 @@ import numpy as np
 
 from ..units import Param, ParamError
 from .base import Embedded
+from .images import Crop
 
 CONCURRENCY = Param("ray_concurrency", "int", 2,
                     "Embedding actors (each loads the model once)", min=1)
@@ -105,8 +106,6 @@ def _plain_source(source):
 
 
 def _source_of(text):
-    from .images import Crop
-
     if "|" not in text:
         return text
     path, box = text.rsplit("|", 1)
@@ -165,20 +164,3 @@ def _collect(mapped, ids, progress):
     if vectors is None:
         vectors = np.zeros((len(ids), 0), np.float32)
     return Embedded(vectors, failures)
-
-
-def get_executor(executor=None, ray_address=None):
-    """``None`` or ``"local"``: this machine; ``"ray"``: a
-    :class:`RayExecutor` on ``ray_address``; a callable is used as it is."""
-    from .executors import local_executor
-
-    if executor is None or executor == "local":
-        if ray_address is not None:
-            raise ParamError("ray_address is only used with executor='ray'")
-        return local_executor
-    if executor == "ray":
-        return RayExecutor(address=ray_address)
-    if callable(executor):
-        return executor
-    raise ParamError(f"executor must be 'local', 'ray' or an executor, got "
-                     f"{executor!r}")

@@ -10,6 +10,7 @@ import hashlib
 import numpy as np
 from PIL import Image
 
+from . import gpu_decode
 from .base import embed_in_batches
 from .images import load_source
 from ..units import Param, ParamError
@@ -191,12 +192,10 @@ def embed_with(forward, preprocess, paths, device, dtype, num_workers=None,
         return forward(batch.to(device=device, dtype=dtype)).float().cpu()
 
     with torch.inference_mode():
-        if device == "cuda":
-            from . import gpu_decode
-
-            if gpu_decode.available():
-                return gpu_decode.embed(forward, preprocess, paths, dtype,
-                                        batch_size, num_workers, progress)
+        if device == "cuda" and gpu_decode.available():
+            return gpu_decode.embed(forward, preprocess, paths, dtype,
+                                    batch_size, num_workers, progress,
+                                    ModelDecode(preprocess))
         return embed_in_batches(paths, ModelDecode(preprocess), run_batch,
                                 batch_size, num_workers=num_workers,
                                 progress=progress, mode=decode)

@@ -79,6 +79,10 @@ class TransformersEmbedder(Embedder):
 
     DEFAULT_MODEL = None
     VERSION = 1
+    # Their direction carries the meaning.
+    normalize = True
+    # ``model`` names a hub id or a local folder (forms check it).
+    loads_from_hub = True
 
     def _loaded(self):
         device = resolve_device(self.params["device"])

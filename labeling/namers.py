@@ -16,6 +16,9 @@ import json
 import os
 import re
 
+from ..embedders import get_embedder
+from ..embedders.images import load_image
+from ..embedders.transformers_models import ModelNotFoundError
 from ..units import Param, ParamError, Unit, build_unit
 
 PROMPT = (
@@ -142,8 +145,6 @@ def jpeg_data_url(path, max_side):
     ``max_side``, oriented as the App shows it."""
     from PIL import Image
 
-    from ..embedders.images import load_image
-
     im = load_image(path, "RGB")
     im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
@@ -216,8 +217,6 @@ class ZeroShotNamer(Namer):
     def start(self):
         import torch
 
-        from ..embedders import get_embedder
-
         self._embedder = get_embedder({"name": "clip",
                                        "model": self.params["model"]})
         device, dtype, (model, _) = self._embedder._loaded()
@@ -260,8 +259,6 @@ class ZeroShotNamer(Namer):
 def _tokenizer(model_id):
     from transformers import AutoTokenizer
 
-    from ..embedders.transformers_models import ModelNotFoundError
-
     try:
         return AutoTokenizer.from_pretrained(model_id)
     except (OSError, ValueError) as e:
@@ -271,6 +268,16 @@ def _tokenizer(model_id):
 
 
 NAMERS = {cls.name: cls for cls in (OpenAINamer, ZeroShotNamer)}
+
+
+def namer_params():
+    """The parameters of every namer, once each by name (``model`` is
+    every namer's), for forms and flags that offer them all."""
+    seen = {}
+    for cls in NAMERS.values():
+        for p in cls.PARAMS:
+            seen.setdefault(p.name, p)
+    return tuple(seen.values())
 
 
 def get_namer(spec, api_key=None, **params):

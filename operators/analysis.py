@@ -2,25 +2,36 @@
 (after a confirmation that shows the counts), and delete a run. Each reads
 the form, calls the SDK and shows the result."""
 
-import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..analysis import duplicates as dups
 from ..analysis import results as analysis
-from ..clustering import record
+from ..analysis.uniqueness import compute_uniqueness
+from ..clustering.presets import DEFAULT_PRESET, PRESETS
 from ..embedders import EMBEDDERS
-from .base import GeneratorOperator, long_run_config, run_with_progress
+from ..storage import schema as record
+from .base import (
+    ActionOperator,
+    GeneratorOperator,
+    long_run_config,
+    quick_config,
+    run_with_progress,
+)
 from .calling import call
-from .compute import FROM_FIELD, _check_model, _vector_fields
 from .forms import (
+    FROM_FIELD,
     add_choice,
     add_executor_inputs,
-    executor_kwargs,
+    add_existing_run_input,
     add_run_key_input,
     add_unit_inputs,
+    check_model,
+    embedder_choices,
+    executor_kwargs,
     flat_samples,
+    param_name,
     read_unit_params,
-    settable_in_app,
+    vector_fields,
 )
 
 DUPLICATE_ACTIONS = {
@@ -37,12 +48,9 @@ DUPLICATE_ACTIONS = {
 def add_source_inputs(ctx, inputs, default):
     """Embedder (with its parameters) or an existing vector field."""
     params = ctx.params
-    embedders = {name: cls.label for name, cls in EMBEDDERS.items()
-                 if settable_in_app(cls)}
-    fields = _vector_fields(ctx.dataset)
-    if fields:
-        embedders[FROM_FIELD] = "An existing embeddings field"
-    add_choice(inputs, "embedder", embedders, default["name"], "Embedder",
+    fields = vector_fields(ctx.dataset)
+    add_choice(inputs, "embedder", embedder_choices(ctx.dataset),
+               default["name"], "Embedder",
                "How images become vectors (cached and shared with "
                "clustering runs)")
     embedder = params.get("embedder", default["name"])
@@ -59,7 +67,8 @@ def add_source_inputs(ctx, inputs, default):
             if embedder == default["name"] else {}
         add_unit_inputs(ctx, inputs, f"embedder_{embedder}", cls, own,
                         heading=cls.label)
-        _check_model(ctx, inputs, embedder)
+        check_model(ctx, inputs, param_name(f"embedder_{embedder}", "model"),
+                    embedder)
         add_executor_inputs(ctx, inputs)
     return embedder
 
@@ -102,8 +111,6 @@ class ComputeUniqueness(GeneratorOperator):
             "embedding's nearest neighbours")
 
     def resolve_input(self, ctx):
-        from ..clustering.presets import DEFAULT_PRESET, PRESETS
-
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Score")
         _target_notice(ctx, inputs, "Scores")
@@ -116,9 +123,6 @@ class ComputeUniqueness(GeneratorOperator):
                               view=types.View(label="Compute uniqueness"))
 
     def run(self, ctx):
-        from ..analysis.uniqueness import compute_uniqueness
-        from ..clustering.presets import DEFAULT_PRESET, PRESETS
-
         key = ctx.params["run_key"]
         run = yield from run_with_progress(
             ctx, compute_uniqueness, samples=flat_samples(ctx.target_view()),
@@ -261,48 +265,35 @@ def _show_duplicates(ctx, run):
 # -- existing runs --------------------------------------------------------------
 
 
-def _add_analysis_run_input(ctx, inputs, kind):
-    keys = sorted(analysis.list_analyses(ctx.dataset, kind))
-    if not keys:
-        prop = inputs.view("no_runs", types.Warning(
-            label=f"This dataset has no {kind} runs"))
-        prop.invalid = True
-        return None
-    choices = types.DropdownView()
-    for key in keys:
-        choices.add_choice(key, label=key)
-    inputs.enum("run_key", keys, default=keys[-1], required=True,
-                label="Run", view=choices)
-    return ctx.params.get("run_key", keys[-1])
+class LoadDuplicatesView(ActionOperator):
+    words = {"splits": "Split tags", "split_field": "Or split field"}
 
-
-class LoadDuplicatesView(foo.Operator):
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="load_duplicates_view",
-            label="Load duplicates view",
-            description="Show a duplicates run's groups, its duplicates, "
-            "its representatives, or the groups that cross splits",
-            dynamic=True,
-        )
+        return quick_config(
+            "load_duplicates_view", "Load duplicates view",
+            "Show a duplicates run's groups, its duplicates, its "
+            "representatives, or the groups that cross splits")
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        key = _add_analysis_run_input(ctx, inputs, "duplicates")
+        key = add_existing_run_input(ctx, inputs,
+                                     run_class=analysis.DuplicatesResults)
         if key is None:
             return types.Property(inputs)
         add_choice(inputs, "show", DUPLICATE_ACTIONS, "groups", "Show")
         if ctx.params.get("show") == "leaks":
-            inputs.str("splits", required=False, label="Split tags",
+            inputs.str("splits", required=False, label=self.words["splits"],
                        description="Comma-separated sample tags, e.g. "
                        "train, test")
-            inputs.str("split_field", required=False, label="Or split field",
-                       description="A field holding each sample's split")
+            inputs.str("split_field", required=False,
+                       label=self.words["split_field"],
+                       description="A field holding each sample's split "
+                       "(a string or a Classification)")
         return types.Property(inputs,
                               view=types.View(label="Load duplicates view"))
 
-    def execute(self, ctx):
+    def act(self, ctx):
         run = analysis.load_duplicates(ctx.dataset, ctx.params["run_key"])
         show = ctx.params.get("show") or "groups"
         if show == "leaks":
@@ -311,9 +302,11 @@ class LoadDuplicatesView(foo.Operator):
             leaks = run.leaks(split_field=ctx.params.get("split_field")
                               or None, splits=splits)
             view = leaks.view()
-            ctx.ops.notify(f"{len(leaks):,} group(s) cross splits: "
-                           + (", ".join(f"{k}: {v}" for k, v in
-                                        leaks.pairs.items()) or "none"))
+            report = leaks.report()
+            ctx.ops.notify(
+                f"{report['leaking_groups']:,} group(s) cross splits"
+                + "".join(f"; {pair.replace('/', ' and ')}: {n:,}"
+                          for pair, n in sorted(report["pairs"].items())))
         else:
             view = {"groups": run.view, "duplicates": run.duplicates_view,
                     "representatives": run.representatives_view}[show]()
@@ -327,20 +320,20 @@ class LoadDuplicatesView(foo.Operator):
             "splits": ", ".join(splits) if splits else None}, False, None)
 
 
-class ActOnDuplicates(foo.Operator):
+class ActOnDuplicates(ActionOperator):
+    words = {"confirm": "Type the count to confirm", "tag": "Tag"}
+
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="act_on_duplicates",
-            label="Tag or delete duplicates",
-            description="Tag, or delete from the dataset, every duplicate "
-            "but each group's representative",
-            dynamic=True,
-        )
+        return quick_config(
+            "act_on_duplicates", "Tag or delete duplicates",
+            "Tag, or delete from the dataset, every duplicate but each "
+            "group's representative")
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        key = _add_analysis_run_input(ctx, inputs, "duplicates")
+        key = add_existing_run_input(ctx, inputs,
+                                     run_class=analysis.DuplicatesResults)
         if key is None:
             return types.Property(inputs)
         add_choice(inputs, "action", {
@@ -368,7 +361,7 @@ class ActOnDuplicates(foo.Operator):
         return types.Property(inputs, view=types.View(
             label="Tag or delete duplicates"))
 
-    def execute(self, ctx):
+    def act(self, ctx):
         run = analysis.load_duplicates(ctx.dataset, ctx.params["run_key"])
         if ctx.params.get("action", "tag") == "delete":
             n = run.delete_duplicates(confirm=ctx.params.get("confirm"))
@@ -377,8 +370,9 @@ class ActOnDuplicates(foo.Operator):
             tag = ctx.params.get("tag") or "duplicate"
             n = run.tag_duplicates(tag)
             message = f"Tagged {n:,} duplicate(s) of run '{run.key}' '{tag}'"
-        ctx.ops.reload_dataset()
-        ctx.ops.notify(message, variant="success")
+        if not ctx.delegated:
+            ctx.ops.reload_dataset()
+            ctx.ops.notify(message, variant="success")
         return {"count": n}
 
     def __call__(self, sample_collection, run_key, action="tag",
@@ -388,39 +382,28 @@ class ActOnDuplicates(foo.Operator):
             "confirm": confirm}, False, None)
 
 
-class DeleteAnalysisRun(foo.Operator):
+class DeleteAnalysisRun(ActionOperator):
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="delete_analysis_run",
-            label="Delete uniqueness or duplicates run",
-            description="Delete the run and its fields (never samples)",
-            dynamic=True,
-        )
+        return quick_config(
+            "delete_analysis_run", "Delete uniqueness or duplicates run",
+            "Delete the run and its fields (never samples)")
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        keys = sorted(analysis.list_analyses(ctx.dataset))
-        if not keys:
-            prop = inputs.view("no_runs", types.Warning(
-                label="This dataset has no uniqueness or duplicates runs"))
-            prop.invalid = True
-            return types.Property(inputs)
-        choices = types.DropdownView()
-        for key in keys:
-            choices.add_choice(key, label=key)
-        inputs.enum("run_key", keys, required=True, label="Run",
-                    view=choices)
+        add_existing_run_input(ctx, inputs, run_class=analysis.AnalysisRun)
         return types.Property(inputs, view=types.View(
             label="Delete uniqueness or duplicates run"))
 
-    def execute(self, ctx):
+    def act(self, ctx):
         key = ctx.params["run_key"]
         analysis.delete_analysis(ctx.dataset, key)
-        ctx.ops.set_view(ctx.dataset.view())
-        ctx.ops.reload_dataset()
-        ctx.ops.notify(f"Deleted run '{key}' and its fields",
-                       variant="success")
+        if not ctx.delegated:
+            ctx.ops.set_view(ctx.dataset.view())
+            ctx.ops.reload_dataset()
+            ctx.ops.notify(f"Deleted run '{key}' and its fields",
+                           variant="success")
+        return {"deleted": key}
 
     def __call__(self, sample_collection, run_key):
         return call(self, sample_collection, {"run_key": run_key}, False,

@@ -16,23 +16,46 @@ import traceback
 
 import fiftyone.operators as foo
 
+from ..storage.lease import LeaseLost
+from ..storage.records import StoreError
+from ..units import ParamError
+
 # Set by the Python ``__call__`` wrappers: raise instead of notifying.
 RAISE_ERRORS = "raise_errors"
 
 
-def describe(error):
-    """The message a user sees for ``error``: ours say it all; anything
+def describe(error, words=None):
+    """The message a user sees for ``error``: ours say it all, a parameter
+    named as the form labels it (``words``: parameter -> label); anything
     else keeps its type, which helps a bug report."""
-    from ..clustering.lease import LeaseLost
-    from ..clustering.store import StoreError
-
+    if isinstance(error, ParamError):
+        return render_param_error(error, words or {})
     text = str(error).strip() or type(error).__name__
     if isinstance(error, (ValueError, StoreError, LeaseLost)):
         return text
     return f"{type(error).__name__}: {text}"
 
 
-def record_delegated_failure(ctx, error):
+def render_param_error(error, words):
+    """``error`` in a form's words: its parameter named by its label, and
+    the fix said as a click ("tick 'Overwrite'")."""
+    label = words.get(error.param)
+    message = error.message
+    if label and error.param:
+        message = message.replace(f"'{error.param}'", f"'{label}'")
+        if message.startswith(f"{error.param}: "):
+            message = f"{label}: " + message[len(error.param) + 2:]
+    if not error.has_fix or error.param is None:
+        return message
+    name = label or error.param
+    if error.fix is True:
+        return f"{message}; tick '{name}'"
+    if error.fix is False:
+        return f"{message}; untick '{name}'"
+    return f"{message}; set '{name}' to {error.fix}"
+
+
+def record_delegated_failure(ctx, error, words=None):
     """Marks the delegated operation failed with the error's message."""
     from fiftyone.operators.delegated import DelegatedOperationService
     from fiftyone.operators.executor import ExecutionResult
@@ -44,7 +67,7 @@ def record_delegated_failure(ctx, error):
         op_id,
         result=ExecutionResult(
             error="".join(traceback.format_exception(error)),
-            error_message=describe(error)),
+            error_message=describe(error, words)),
     )
 
 
@@ -67,27 +90,68 @@ def long_run_config(name, label, description, scheduled_by_default=True,
 
 class GeneratorOperator(foo.Operator):
     """An operator whose ``run(ctx)`` generator does the work; see the
-    module for what happens when it fails."""
+    module for what happens when it fails. ``words`` maps its parameters
+    to the labels of its form, so that errors name what the user sees."""
+
+    words = {}
 
     def run(self, ctx):
         raise NotImplementedError
+
+    def render_error(self, error):
+        return describe(error, self.words)
 
     def execute(self, ctx):
         try:
             yield from self.run(ctx)
         except Exception as e:
             if ctx.delegated:
-                record_delegated_failure(ctx, e)
+                record_delegated_failure(ctx, e, self.words)
                 raise
-            message = describe(e)
+            message = self.render_error(e)
+            # The App's progress bar takes only its "linear" and
+            # "circular" variants: the label says it failed.
             yield ctx.trigger("set_progress", {
-                "progress": 1.0, "label": f"Failed: {message}",
-                "variant": "error"})
+                "progress": 1.0, "label": f"Failed: {message}"})
             yield ctx.trigger("notify", {
                 "message": f"{self.config.label} failed: {message}",
                 "variant": "error"})
             if ctx.params.get(RAISE_ERRORS):
                 raise
+
+
+class ActionOperator(foo.Operator):
+    """A quick operator on an existing run (no progress bar): ``act(ctx)``
+    does the work. A failure is shown to the user in the form's words and,
+    from Python, raised."""
+
+    words = {}
+
+    def act(self, ctx):
+        raise NotImplementedError
+
+    def render_error(self, error):
+        return describe(error, self.words)
+
+    def execute(self, ctx):
+        try:
+            return self.act(ctx)
+        except Exception as e:
+            if ctx.delegated:
+                record_delegated_failure(ctx, e, self.words)
+                raise
+            if ctx.params.get(RAISE_ERRORS):
+                raise
+            ctx.ops.notify(f"{self.config.label} failed: "
+                           f"{self.render_error(e)}", variant="error")
+            return {"error": self.render_error(e)}
+
+
+def quick_config(name, label, description, **extra):
+    """The config of a quick operator on an existing run."""
+    return foo.OperatorConfig(name=name, label=label,
+                              description=description, dynamic=True,
+                              view_target=False, **extra)
 
 
 def run_with_progress(ctx, work, **kwargs):

@@ -1,30 +1,45 @@
-"""The ``compute_clusters`` operator: the form, then one SDK call."""
+"""The ``compute_clusters`` operator: a form built from the one resolver of
+requests, then one SDK call.
 
-import os
+Each unit's parameter ``p`` lives in the form as ``<unit>__<p>``
+(``method_hdbscan__min_cluster_size``), so that only the chosen units'
+inputs show. The defaults shown are the resolver's
+(:func:`~image_clustering.clustering.request.resolve_request`): a form
+executed as it opens makes the same run as ``compute_clusters`` with no
+arguments. :func:`request_from_form` reads the form back;
+:func:`form_from_request` writes a request as the form would hold it (for
+calls from Python and for tests).
+"""
 
-import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..clustering.clusterers import CLUSTERERS
+from ..algorithms.clusterers import CLUSTERERS
+from ..algorithms.layout2d import MAP_METHODS
+from ..algorithms.noise import MAX_NOISE, NOISE
+from ..algorithms.reducers import REDUCERS
+from ..clustering.api import load_run
 from ..clustering.pipeline import compute_clusters
 from ..clustering.presets import DEFAULT_PRESET, PRESETS
-from ..clustering.reducers import REDUCERS
+from ..clustering.request import GT_FIELD, MAP, SEED, resolve_request
 from ..embedders import EMBEDDERS
 from ..units import ParamError
 from .base import GeneratorOperator, long_run_config, run_with_progress
 from .calling import call
 from .forms import (
+    FROM_FIELD,
     add_choice,
     add_executor_inputs,
-    executor_kwargs,
     add_run_key_input,
     add_unit_inputs,
+    auto_name,
+    check_model,
+    embedder_choices,
+    executor_kwargs,
     flat_samples,
+    param_name,
     read_unit_params,
-    settable_in_app,
+    vector_fields,
 )
-
-FROM_FIELD = "field"
 
 REDUCER_CHAINS = {
     "pca+umap": "PCA, then UMAP (recommended)",
@@ -35,7 +50,7 @@ REDUCER_CHAINS = {
     "none": "None: cluster the embeddings as they are",
 }
 
-MAP_CHOICES = {
+MAP_LABELS = {
     "auto": "Automatic (the clustered space if 2-D, else UMAP of it)",
     "umap": "UMAP",
     "tsne": "t-SNE",
@@ -49,54 +64,164 @@ PRESET_LABELS = {
     "clip": "CLIP features (semantics)",
 }
 
-# Embedders whose vectors are compared by direction: normalise them.
-NORMALIZED_EMBEDDERS = ("dino", "clip")
+NOISE_LABELS = {
+    "keep": "Keep it as noise (-1)",
+    "assign": "Assign it to the most probable cluster",
+}
+
+#: Form field labels, for errors worded as the form words them.
+WORDS = {
+    "run_key": "Run key", "overwrite": "Overwrite", "preset": "Preset",
+    "embedder": "Embedder", "embeddings_field": "Embeddings field",
+    "reducer": "Reducer", "method": "Method", "noise": "Noise",
+    "max_noise": "Largest share left as noise", "map": "2-D map",
+    "gt_field": "Score against", "seed": "Random seed",
+    "executor": "Embed on", "ray_address": "Ray address",
+    "normalize": "L2-normalise",
+}
 
 
-def _preset(params):
-    name = params.get("preset", DEFAULT_PRESET)
-    return PRESETS.get(name, PRESETS[DEFAULT_PRESET])
-
-
-def _preset_params(params, kind, name):
-    """The preset's parameters for unit ``name`` of ``kind``, if it has
-    it."""
-    preset = _preset(params)
-    if kind == "embedder":
-        spec = preset["embedder"]
-        return ({k: v for k, v in spec.items() if k != "name"}
-                if spec["name"] == name else {})
-    if kind == "reducer":
-        for spec in preset["reducer"]:
-            if spec["name"] == name:
-                return {k: v for k, v in spec.items() if k != "name"}
-        return {}
-    return dict(preset["params"]) if preset["method"] == name else {}
-
-
-def _vector_fields(dataset):
-    import fiftyone as fo
-
-    return sorted(dataset.get_field_schema(ftype=fo.VectorField))
-
-
-def _classification_fields(dataset):
-    import fiftyone as fo
-
-    return sorted(dataset.get_field_schema(
-        ftype=fo.EmbeddedDocumentField, embedded_doc_type=fo.Classification))
+def _chain_name(reducers):
+    return "+".join(r.name for r in reducers) or "none"
 
 
 def _chain(value):
     return [] if value in (None, "none") else value.split("+")
 
 
-def _normalize_name(embedder):
-    # One input per embedder, so that choosing DINO shows its own default.
-    return f"normalize_{embedder}"
+# -- what the form holds, both ways ---------------------------------------------
+
+
+def _preset_chain(preset):
+    return "+".join(r["name"] for r in PRESETS[preset]["reducer"]) or "none"
+
+
+def form_defaults(params):
+    """The resolver's answer to the choices made in the form so far: the
+    preset, and the embedder, reducers and method picked (each the
+    preset's own when it is the preset's). Raises
+    :class:`~image_clustering.ParamError` when those cannot go together."""
+    preset = params.get("preset") or DEFAULT_PRESET
+    if preset not in PRESETS:
+        preset = DEFAULT_PRESET
+    base = PRESETS[preset]
+    embedder = params.get("embedder", base["embedder"]["name"])
+    chain = params.get("reducer", _preset_chain(preset))
+    method = params.get("method", base["method"])
+    request = {"preset": preset}
+    if embedder == FROM_FIELD:
+        request["embeddings_field"] = params.get(
+            "embeddings_field") or "_"
+    elif embedder in EMBEDDERS and embedder != base["embedder"]["name"]:
+        request["embedder"] = embedder
+    if chain != _preset_chain(preset):
+        request["reducer"] = _chain(chain) or "none"
+    if method in CLUSTERERS and method != base["method"]:
+        request["method"] = method
+    return preset, resolve_request(**request)
+
+
+def request_from_form(params):
+    """``compute_clusters`` keywords from the form's values. Every unit
+    parameter the form holds is passed on; the preset's method is left
+    unnamed, so that its noise policy goes with it as it does when
+    ``compute_clusters`` is called without a method."""
+    preset, spec = form_defaults(params)
+    request = {"preset": preset}
+    embedder = params.get("embedder",
+                          spec.embedder.name if spec.embedder else FROM_FIELD)
+    if embedder == FROM_FIELD:
+        request["embeddings_field"] = params.get(
+            "embeddings_field")
+    else:
+        request["embedder"] = {"name": embedder, **read_unit_params(
+            params, f"embedder_{embedder}",
+            EMBEDDERS[embedder], spec.embedder.params)}
+    normalize = params.get(f"normalize_{embedder}")
+    if normalize is not None:
+        request["normalize"] = normalize
+    request["reducer"] = [
+        {"name": unit.name, **read_unit_params(
+            params, f"reducer_{unit.name}",
+            REDUCERS[unit.name], unit.params)}
+        for unit in spec.reducers] or "none"
+    method = spec.clusterer.name
+    if method != PRESETS[preset]["method"]:
+        request["method"] = method
+    request.update(read_unit_params(
+        params, f"method_{method}", CLUSTERERS[method],
+        spec.clusterer.params))
+    if CLUSTERERS[method].density:
+        for p in (NOISE, MAX_NOISE):
+            value = params.get(p.name)
+            if value not in (None, ""):
+                request[p.name] = value
+    for name in ("map", "seed", "overwrite"):
+        if params.get(name) is not None:
+            request[name] = params[name]
+    request["gt_field"] = params.get("gt_field") or None
+    request.update(executor_kwargs(params))
+    return request
+
+
+def form_from_request(run_key, overwrite=False, **request):
+    """The form's values for a request given as ``compute_clusters``
+    keywords: the request is resolved, and every value of the resolved run
+    is written where the form holds it (for calls from Python and for
+    tests; the App's own form holds the same)."""
+    spec = resolve_request(**request)
+    preset = spec.preset
+    params = {k: v for k, v in (
+        ("run_key", run_key), ("preset", preset), ("overwrite", overwrite),
+        ("map", spec.map), ("seed", spec.seed), ("gt_field", spec.gt_field),
+        ("executor", spec.executor), ("ray_address", spec.ray_address))
+        if v is not None}
+    if spec.embedder is None:
+        name = FROM_FIELD
+        params["embeddings_field"] = spec.embeddings_field
+    else:
+        name = spec.embedder.name
+        params.update(_unit_form(f"embedder_{name}",
+                                 spec.embedder))
+    params["embedder"] = name
+    params[f"normalize_{name}"] = spec.normalize
+    params["reducer"] = _chain_name(spec.reducers)
+    for unit in spec.reducers:
+        params.update(_unit_form(f"reducer_{unit.name}",
+                                 unit))
+    method = spec.clusterer.name
+    params["method"] = method
+    params.update(_unit_form(f"method_{method}",
+                             spec.clusterer))
+    if spec.density:
+        params["noise"] = spec.noise
+        if spec.max_noise is not None:
+            params["max_noise"] = spec.max_noise
+    return params
+
+
+def _unit_form(prefix, unit):
+    """A unit's parameters as the form holds them (an emptied input is
+    ``None``)."""
+    out = {}
+    for p in type(unit).PARAMS:
+        if p.kind == "object":
+            continue
+        value = unit.params[p.name]
+        if p.auto:
+            out[auto_name(prefix, p.name)] = value == "auto"
+            if value == "auto":
+                continue
+        out[param_name(prefix, p.name)] = value
+    return out
+
+
+# -- the operator -------------------------------------------------------------------
 
 
 class ComputeClusters(GeneratorOperator):
+    words = WORDS
+
     @property
     def config(self):
         return long_run_config(
@@ -114,107 +239,125 @@ class ComputeClusters(GeneratorOperator):
                if getattr(ctx.target_view(), "_is_dynamic_groups", False)
                else "")))
         add_run_key_input(ctx, inputs)
-        presets = {k: PRESET_LABELS.get(k, k) for k in PRESETS}
-        add_choice(inputs, "preset", presets, DEFAULT_PRESET, "Preset",
+        add_choice(inputs, "preset",
+                   {k: PRESET_LABELS.get(k, k) for k in PRESETS},
+                   DEFAULT_PRESET, "Preset",
                    "Recommended starting points; change anything below")
-        self._embedding_inputs(ctx, inputs)
-        self._reduction_inputs(ctx, inputs)
-        method = self._clustering_inputs(ctx, inputs, n)
-        self._output_inputs(ctx, inputs, method)
+        try:
+            preset, spec = form_defaults(ctx.params)
+        except ParamError as e:
+            prop = inputs.view("request_error", types.Error(
+                label="These choices do not go together",
+                description=self.render_error(e)))
+            prop.invalid = True
+            return types.Property(inputs)
+        self._embedding_inputs(ctx, inputs, preset, spec)
+        self._reduction_inputs(ctx, inputs, preset, spec)
+        self._clustering_inputs(ctx, inputs, preset, spec, n)
+        self._output_inputs(ctx, inputs)
         return types.Property(inputs,
                               view=types.View(label="Compute clusters"))
 
-    def _embedding_inputs(self, ctx, inputs):
-        params = ctx.params
+    def _embedding_inputs(self, ctx, inputs, preset, spec):
         inputs.view("embeddings_header",
                     types.Header(label="Embeddings", divider=True))
-        embedders = {name: cls.label for name, cls in EMBEDDERS.items()
-                     if settable_in_app(cls)}
-        vector_fields = _vector_fields(ctx.dataset)
-        if vector_fields:
-            embedders[FROM_FIELD] = "An existing embeddings field"
-        default = _preset(params)["embedder"]["name"]
-        add_choice(inputs, "embedder", embedders, default, "Embedder",
-                   "How images become vectors")
-        embedder = params.get("embedder", default)
+        choices = embedder_choices(ctx.dataset)
+        default = spec.embedder.name if spec.embedder else FROM_FIELD
+        add_choice(inputs, "embedder", choices, default,
+                   "Embedder", "How images become vectors")
+        embedder = ctx.params.get("embedder", default)
         if embedder == FROM_FIELD:
+            fields = vector_fields(ctx.dataset)
             add_choice(inputs, "embeddings_field",
-                       {f: f for f in vector_fields}, vector_fields[0],
+                       {f: f for f in fields}, fields[0] if fields else None,
                        "Embeddings field",
                        "Cluster these vectors; no model is run")
         elif embedder in EMBEDDERS:
             cls = EMBEDDERS[embedder]
-            add_unit_inputs(ctx, inputs, f"embedder_{embedder}", cls,
-                            _preset_params(params, "embedder", embedder),
+            prefix = f"embedder_{embedder}"
+            add_unit_inputs(ctx, inputs, prefix, cls, spec.embedder.params,
                             heading=cls.label)
-            _check_model(ctx, inputs, embedder)
+            check_model(ctx, inputs, param_name(prefix, "model"), embedder)
         inputs.bool(
-            _normalize_name(embedder),
-            default=embedder in NORMALIZED_EMBEDDERS or
-            _preset(params)["normalize"],
+            f"normalize_{embedder}", default=spec.normalize,
             label="L2-normalise",
             description="Scale every embedding to unit length first "
-            "(recommended for CLIP and DINO)",
-        )
+            "(model features are compared by direction)")
 
-    def _reduction_inputs(self, ctx, inputs):
+    def _reduction_inputs(self, ctx, inputs, preset, spec):
         inputs.view("reduction_header",
                     types.Header(label="Reduction", divider=True))
-        add_choice(inputs, "reducer", REDUCER_CHAINS, "pca+umap", "Reducer")
-        for name in _chain(ctx.params.get("reducer", "pca+umap")):
-            cls = REDUCERS[name]
-            add_unit_inputs(ctx, inputs, f"reducer_{name}", cls,
-                            _preset_params(ctx.params, "reducer", name),
-                            heading=cls.label)
+        name = "reducer"
+        chain = _chain_name(spec.reducers)
+        options = dict(REDUCER_CHAINS)
+        options.setdefault(chain, chain)
+        add_choice(inputs, name, options, chain, "Reducer")
+        for unit in spec.reducers:
+            cls = REDUCERS[unit.name]
+            add_unit_inputs(ctx, inputs,
+                            f"reducer_{unit.name}", cls,
+                            unit.params, heading=cls.label)
 
-    def _clustering_inputs(self, ctx, inputs, n):
-        params = ctx.params
+    def _clustering_inputs(self, ctx, inputs, preset, spec, n):
         inputs.view("clustering_header",
                     types.Header(label="Clustering", divider=True))
         methods = {name: f"{cls.label}: {cls.description}"
                    for name, cls in CLUSTERERS.items()}
-        default = _preset(params)["method"]
-        add_choice(inputs, "method", methods, default, "Method")
-        method = params.get("method", default)
-        if method not in CLUSTERERS:
-            return method
-        cls = CLUSTERERS[method]
-        prefix = f"method_{method}"
-        valid = add_unit_inputs(ctx, inputs, prefix, cls,
-                                _preset_params(params, "method", method),
+        clusterer = spec.clusterer
+        add_choice(inputs, "method", methods, clusterer.name,
+                   "Method")
+        cls = type(clusterer)
+        prefix = f"method_{clusterer.name}"
+        valid = add_unit_inputs(ctx, inputs, prefix, cls, clusterer.params,
                                 heading=cls.label)
         if valid:
-            _check_method(ctx, inputs, prefix, cls, n)
+            self._check_method(ctx, inputs, prefix, cls, clusterer.params, n)
         if cls.density:
-            add_choice(inputs, "noise", {
-                "keep": "Keep it as noise (-1)",
-                "assign": "Assign it to the most probable cluster",
-            }, "keep", "Noise", "Samples the method leaves out")
-        return method
+            add_choice(inputs, "noise",
+                       NOISE_LABELS, spec.noise, "Noise",
+                       "Samples the method leaves out")
+            inputs.float("max_noise",
+                         required=False, label=WORDS["max_noise"],
+                         description=MAX_NOISE.description)
 
-    def _output_inputs(self, ctx, inputs, method):
+    def _check_method(self, ctx, inputs, prefix, cls, defaults, n):
+        """The checks the SDK makes before any work that need the values
+        together and the number of samples, shown in the form."""
+        values = read_unit_params(ctx.params, prefix, cls, defaults)
+        try:
+            cls(**values).check_count(n)
+        except ParamError as e:
+            prop = inputs.get_property(param_name(prefix, e.param or ""))
+            if prop is not None:
+                prop.invalid = True
+                prop.error_message = str(e)
+                return
+            inputs.view(f"{prefix}__error", types.Error(
+                label="These parameters do not fit", description=str(e)))
+            inputs.get_property(f"{prefix}__error").invalid = True
+
+    def _output_inputs(self, ctx, inputs):
         inputs.view("output_header",
                     types.Header(label="Output", divider=True))
-        add_choice(inputs, "map", MAP_CHOICES, "auto", "2-D map",
+        add_choice(inputs, "map", {m: MAP_LABELS[m] for m in MAP_METHODS},
+                   MAP.default, WORDS["map"],
                    "Shown in the Embeddings panel, coloured by cluster")
         gt_fields = _classification_fields(ctx.dataset)
         if gt_fields:
             add_choice(inputs, "gt_field",
                        {"": "No ground truth", **{f: f for f in gt_fields}},
-                       "", "Score against",
-                       "A Classification field to measure the clusters "
-                       "against (ARI, AMI, purity)")
-        inputs.int("seed", default=51, label="Random seed")
+                       "", WORDS["gt_field"], GT_FIELD.description)
+        inputs.int("seed", default=SEED.default, label=WORDS["seed"])
         add_executor_inputs(ctx, inputs)
 
     def run(self, ctx):
-        kwargs = sdk_kwargs(ctx.params)
+        request = request_from_form(ctx.params)
         target = flat_samples(ctx.target_view())
         run_key = ctx.params["run_key"]
         targeted = len(target)
         run = yield from run_with_progress(
             ctx, compute_clusters, samples=target, run_key=run_key,
-            **kwargs)
+            **request)
         if not ctx.delegated:
             yield ctx.trigger("reload_dataset")
             yield ctx.trigger("refresh_colors")
@@ -222,189 +365,58 @@ class ComputeClusters(GeneratorOperator):
             # ordered by distance to its centre.
             yield ctx.trigger(
                 "set_view", {"view": run.clusters_view()._serialize()})
-        m = run.metrics
-        clustered = m["n_samples"] - m["n_noise"]
-        message = (f"Run '{run_key}': {m['n_clusters']} clusters; "
-                   f"{clustered:,} of {targeted:,} samples clustered")
-        extra = []
-        if m["n_noise"]:
-            extra.append(f"{m['n_noise']:,} noise")
-        if run.skipped["count"]:
-            extra.append(f"{run.skipped['count']:,} could not be read")
-        if extra:
-            message += " (" + ", ".join(extra) + ")"
-        yield ctx.trigger("notify", {"message": message,
+        yield ctx.trigger("notify", {"message": _done(run, targeted),
                                      "variant": "success"})
 
-    def __call__(
-        self,
-        sample_collection,
-        run_key,
-        embedder=None,
-        embedder_params=None,
-        embeddings_field=None,
-        normalize=None,
-        reducer=None,
-        reducer_params=None,
-        method=None,
-        map=None,
-        seed=None,
-        overwrite=False,
-        preset=None,
-        noise=None,
-        gt_field=None,
-        executor=None,
-        ray_address=None,
-        delegate=False,
-        delegation_target=None,
-        **method_params,
-    ):
-        """Runs the operator from Python, immediately (returns the
+    def __call__(self, sample_collection, run_key, embedder=None,
+                 embedder_params=None, reducer=None, reducer_params=None,
+                 delegate=False, delegation_target=None, **request):
+        """Runs the operator from Python with ``compute_clusters``'s
+        keywords, immediately (returns the
         :class:`~image_clustering.ClusterRun`) or, with ``delegate=True``,
         queued for ``fiftyone delegated launch`` (returns the
         ``ExecutionResult`` of the queued operation).
-
-        ``embedder`` is an embedder name, or ``"field"`` with
-        ``embeddings_field``; ``reducer`` a chain such as ``"pca+umap"``;
-        ``embedder_params`` a dict and ``reducer_params`` a dict of reducer
-        name -> dict; remaining keyword arguments are method parameters
-        (``n_clusters="auto"`` chooses k).
-        """
-        if embeddings_field and embedder is None:
-            embedder = FROM_FIELD
-        params = {
-            "run_key": run_key,
-            "preset": preset,
-            "embedder": embedder,
-            "embeddings_field": embeddings_field,
-            "reducer": reducer,
-            "method": method,
-            "map": map,
-            "seed": seed,
-            "overwrite": overwrite,
-            "noise": noise,
-            "gt_field": gt_field,
-            "executor": executor,
-            "ray_address": ray_address,
-        }
-        name = embedder or _preset(params)["embedder"]["name"]
-        if normalize is not None:
-            params[_normalize_name(name)] = normalize
-        for k, v in (embedder_params or {}).items():
-            params[f"embedder_{name}__{k}"] = v
-        for r, values in (reducer_params or {}).items():
-            for k, v in values.items():
-                params[f"reducer_{r}__{k}"] = v
-        m = method or _preset(params)["method"]
-        cls = CLUSTERERS.get(m)
-        for k, v in method_params.items():
-            param = next((p for p in (cls.PARAMS if cls else ())
-                          if p.name == k), None)
-            if param is not None and param.auto and v == "auto":
-                params[f"method_{m}__{k}__auto"] = True
-            else:
-                params[f"method_{m}__{k}"] = v
-        result = call(self, sample_collection, params, delegate,
+        ``embedder_params`` (a dict) and ``reducer_params`` (reducer name
+        -> dict) add parameters to the embedder and reducers named."""
+        if embedder_params or embedder is not None:
+            spec = {"name": embedder} if isinstance(embedder, str) else \
+                dict(embedder or {})
+            spec.setdefault("name", PRESETS[request.get("preset") or
+                                           DEFAULT_PRESET]["embedder"]["name"])
+            request["embedder"] = {**spec, **(embedder_params or {})}
+        if reducer is not None or reducer_params:
+            chain = reducer if reducer is not None else _preset_chain(
+                request.get("preset") or DEFAULT_PRESET)
+            specs = [{"name": r} if isinstance(r, str) else dict(r) for r in
+                     (_chain(chain) if isinstance(chain, str) else chain)]
+            for spec in specs:
+                spec.update((reducer_params or {}).get(spec["name"], {}))
+            request["reducer"] = specs or "none"
+        result = call(self, sample_collection,
+                      form_from_request(run_key, **request), delegate,
                       delegation_target)
         if delegate:
             return result
-        from ..clustering.runs import load_run
-
         return load_run(sample_collection, run_key)
 
 
-def _check_model(ctx, inputs, embedder):
-    """A model folder that does not exist, or a hub id that cannot be had
-    offline, is refused in the form."""
-    name = f"embedder_{embedder}__model"
-    model = ctx.params.get(name)
-    if embedder not in ("dino", "clip") or not model:
-        return
-    if os.path.isdir(os.path.expanduser(model)):
-        return
-    prop = inputs.get_property(name)
-    # Hub ids are "name" or "org/name"; anything else names a folder.
-    if model.startswith((".", "~", "/")) or model.count("/") > 1 or \
-            (os.sep != "/" and os.sep in model):
-        prop.invalid = True
-        prop.error_message = f"No folder '{model}' on the server"
-        return
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true") \
-        or os.environ.get("TRANSFORMERS_OFFLINE", "").lower() in ("1", "true")
-    if offline and not _in_hub_cache(model):
-        prop.invalid = True
-        prop.error_message = (
-            f"'{model}' is not in the local Hugging Face cache and the hub "
-            "is offline here; give a local folder written by "
-            "save_pretrained")
+def _done(run, targeted):
+    m = run.metrics
+    clustered = m["n_samples"] - m["n_noise"]
+    message = (f"Run '{run.key}': {m['n_clusters']} clusters; "
+               f"{clustered:,} of {targeted:,} samples clustered")
+    extra = []
+    if m["n_noise"]:
+        extra.append(f"{m['n_noise']:,} noise")
+    if run.skipped["count"]:
+        extra.append(f"{run.skipped['count']:,} could not be read")
+    if extra:
+        message += " (" + ", ".join(extra) + ")"
+    return message
 
 
-def _in_hub_cache(model_id):
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return False
-    found = try_to_load_from_cache(model_id, "config.json")
-    return isinstance(found, str)
+def _classification_fields(dataset):
+    import fiftyone as fo
 
-
-def _check_method(ctx, inputs, prefix, cls, n):
-    """Checks that need the values together and the number of samples:
-    the same checks the SDK makes before any work, shown in the form."""
-    values = read_unit_params(ctx.params, prefix, cls,
-                              _preset_params(ctx.params, "method",
-                                             cls.name))
-    try:
-        unit = cls(**values)
-        unit.check_count(n)
-    except ParamError as e:
-        message = str(e)
-        for p in cls.PARAMS:
-            if f"'{p.name}'" in message:
-                prop = inputs.get_property(f"{prefix}__{p.name}")
-                if prop is not None:
-                    prop.invalid = True
-                    prop.error_message = message
-                    return
-        inputs.view(f"{prefix}__error", types.Error(
-            label="These parameters do not fit", description=message))
-        inputs.get_property(f"{prefix}__error").invalid = True
-
-
-def sdk_kwargs(params):
-    """``compute_clusters`` keyword arguments from the form's values."""
-    preset = _preset(params)
-    embedder = params.get("embedder", preset["embedder"]["name"])
-    kwargs = {"preset": params.get("preset") or DEFAULT_PRESET}
-    if embedder == FROM_FIELD:
-        kwargs["embeddings_field"] = params["embeddings_field"]
-    else:
-        kwargs["embedder"] = {
-            "name": embedder,
-            **read_unit_params(params, f"embedder_{embedder}",
-                               EMBEDDERS[embedder],
-                               _preset_params(params, "embedder", embedder)),
-        }
-    kwargs["normalize"] = params.get(
-        _normalize_name(embedder),
-        embedder in NORMALIZED_EMBEDDERS or preset["normalize"])
-    kwargs["reducer"] = [
-        {"name": name, **read_unit_params(
-            params, f"reducer_{name}", REDUCERS[name],
-            _preset_params(params, "reducer", name))}
-        for name in _chain(params.get("reducer", "pca+umap"))
-    ] or "none"
-    method = params.get("method", preset["method"])
-    kwargs["method"] = method
-    if method in CLUSTERERS:
-        kwargs.update(read_unit_params(
-            params, f"method_{method}", CLUSTERERS[method],
-            _preset_params(params, "method", method)))
-        if CLUSTERERS[method].density:
-            kwargs["noise"] = params.get("noise") or "keep"
-    kwargs["map"] = params.get("map", "auto")
-    kwargs["seed"] = params.get("seed", 51)
-    kwargs["overwrite"] = params.get("overwrite", False)
-    kwargs["gt_field"] = params.get("gt_field") or None
-    kwargs.update(executor_kwargs(params))
-    return kwargs
+    return sorted(dataset.get_field_schema(
+        ftype=fo.EmbeddedDocumentField, embedded_doc_type=fo.Classification))

@@ -1,46 +1,57 @@
 """Operators that name and curate clusters: label, name by hand, tag,
-group, export. The OpenAI key comes from FiftyOne's secrets
-(``OPENAI_API_KEY``, declared in ``fiftyone.yml``), never from the form:
-form values are stored with delegated operations."""
+group, export. The cluster pickers list the run's clusters by id, name and
+size. The OpenAI key comes from FiftyOne's secrets (``OPENAI_API_KEY``,
+declared in ``fiftyone.yml``), never from the form: form values are stored
+with delegated operations."""
 
-import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..clustering import runs
-from .base import GeneratorOperator, long_run_config, run_with_progress
+from ..clustering import api
+from ..curation.export import EXPORT_PARAMS
+from ..curation.groups import moves as group_moves
+from ..curation.tags import clusters_of
+from ..labeling.namers import NAMERS
+from ..labeling.naming import LABEL_PARAMS, estimate
+from .base import (
+    ActionOperator,
+    GeneratorOperator,
+    long_run_config,
+    quick_config,
+    run_with_progress,
+)
 from .calling import call
-from .forms import add_choice, add_existing_run_input
-
-
-def _cluster_choices(ctx, key):
-    run = runs.load_run(ctx.dataset, key)
-    names = run.results.get("names") or {}
-    out = {}
-    for c in run.clusters:
-        name = (names.get(str(c["id"])) or {}).get("name")
-        out[str(c["id"])] = f"Cluster {c['id']}" + \
-            (f": {name}" if name else "") + f" ({c['size']})"
-    if run.metrics["n_noise"]:
-        out["-1"] = f"Noise ({run.metrics['n_noise']})"
-    return run, out
-
-
-def _add_cluster_list(inputs, name, choices, label, description=None,
-                      required=False):
-    inputs.list(name, types.Enum(list(choices)), required=required,
-                label=label, description=description,
-                view=types.DropdownView(multiple=True))
+from .forms import (
+    add_choice,
+    add_existing_run_input,
+    add_multi_choice,
+    add_unit_inputs,
+    cluster_choices,
+    read_unit_params,
+)
 
 
 def _secret(ctx, name):
-    try:
-        value = ctx.secret(name)
-    except Exception:
-        value = None
+    """A FiftyOne secret, or ``None`` when it is not set."""
+    getter = getattr(ctx, "secret", None)
+    value = getter(name) if getter is not None else None
     return value or None
 
 
+def _clusters(params, name="clusters"):
+    return [int(c) for c in params.get(name) or []]
+
+
+def _tags(value):
+    if isinstance(value, str):
+        value = value.split(",")
+    return [t.strip() for t in value or [] if t and t.strip()]
+
+
 class LabelClusters(GeneratorOperator):
+    words = {"clusters": "Clusters", "max_requests": "Max requests",
+             "max_images": "Max images", "per_cluster": "Per cluster",
+             "model": "Model", "base_url": "Base url"}
+
     @property
     def config(self):
         return long_run_config(
@@ -49,77 +60,61 @@ class LabelClusters(GeneratorOperator):
             scheduled_by_default=False, view_target=False)
 
     def resolve_input(self, ctx):
-        from ..labeling.label import estimate
-
         inputs = types.Object()
         key = add_existing_run_input(ctx, inputs)
         if key is None:
             return types.Property(inputs)
-        add_choice(inputs, "namer", {
-            "openai": "Vision LLM (any OpenAI-compatible API)",
-            "zero_shot": "Zero-shot CLIP/SigLIP (no API)",
-        }, "openai", "Namer")
+        add_choice(inputs, "namer", {n: cls.label for n, cls in
+                                     NAMERS.items()}, "openai", "Namer")
         namer = ctx.params.get("namer", "openai")
-        if namer == "openai":
-            inputs.str("model", default="gpt-4o-mini", required=False,
-                       label="Model")
-            inputs.str("base_url", required=False, label="Server URL",
-                       description="Empty for OpenAI; e.g. "
-                       "http://localhost:11434/v1 for Ollama")
-            if not _secret(ctx, "OPENAI_API_KEY") and \
-                    not ctx.params.get("base_url"):
-                inputs.view("no_key", types.Warning(
-                    label="No OPENAI_API_KEY secret",
-                    description="Set it as a FiftyOne secret (an "
-                    "environment variable of the App server in open "
-                    "source), or give the URL of a local server"))
-        else:
-            inputs.str("model", default="openai/clip-vit-base-patch32",
-                       required=False, label="CLIP/SigLIP model")
-            inputs.str("vocabulary", required=False, label="Vocabulary",
-                       description="Comma-separated concepts (default: a "
-                       "built-in list)")
-        inputs.int("per_cluster", default=8, required=False,
-                   label="Images per cluster",
-                   description="Half nearest the centre, half spread")
-        run, choices = _cluster_choices(ctx, key)
-        _add_cluster_list(inputs, "clusters", choices, "Clusters",
-                          "Empty: every cluster but the noise")
+        cls = NAMERS.get(namer, NAMERS["openai"])
+        add_unit_inputs(ctx, inputs, f"namer_{cls.name}", cls,
+                        heading=cls.label)
+        if cls.name == "openai" and not _secret(ctx, "OPENAI_API_KEY") and \
+                not ctx.params.get("namer_openai__base_url"):
+            inputs.view("no_key", types.Warning(
+                label="No OPENAI_API_KEY secret",
+                description="Set it as a FiftyOne secret (an environment "
+                "variable of the App server in open source), or give the "
+                "URL of a local server"))
+        for p in LABEL_PARAMS:
+            _add_param(inputs, p)
+        run = api.load_run(ctx.dataset, key)
+        add_multi_choice(inputs, "clusters", cluster_choices(run), "Clusters",
+                         "Empty: every cluster but the noise")
         try:
-            est = estimate(ctx.dataset, key, **self._namer_kwargs(ctx))
+            est = estimate(run, **self._namer_kwargs(ctx))
             inputs.view("estimate", types.Notice(
                 label=f"Will send {est['requests']} request(s) with "
                 f"{est['images']} image(s); {est['cached']} cluster(s) "
                 "are unchanged since they were named"))
         except Exception as e:
             prop = inputs.view("estimate", types.Error(
-                label="Cannot label", description=str(e)))
+                label="Cannot label", description=self.render_error(e)))
             prop.invalid = True
         return types.Property(inputs, view=types.View(label="Label clusters"))
 
     def _namer_kwargs(self, ctx):
         p = ctx.params
         namer = p.get("namer", "openai")
-        kwargs = {"namer": namer, "per_cluster": p.get("per_cluster") or 8}
+        kwargs = {"namer": namer,
+                  **read_unit_params(p, f"namer_{namer}", NAMERS[namer])}
+        kwargs = {k: v for k, v in kwargs.items() if v not in (None, "")}
+        for param in LABEL_PARAMS:
+            if p.get(param.name) is not None:
+                kwargs[param.name] = p[param.name]
         if p.get("clusters"):
-            kwargs["clusters"] = [int(c) for c in p["clusters"]]
-        if p.get("model"):
-            kwargs["model"] = p["model"]
-        if namer == "openai" and p.get("base_url"):
-            kwargs["base_url"] = p["base_url"]
-        if namer == "zero_shot" and p.get("vocabulary"):
-            kwargs["vocabulary"] = p["vocabulary"]
+            kwargs["clusters"] = _clusters(p)
         return kwargs
 
     def run(self, ctx):
-        from ..labeling.label import label_clusters
-
         key = ctx.params["run_key"]
         kwargs = self._namer_kwargs(ctx)
         if kwargs["namer"] == "openai":
             kwargs["api_key"] = _secret(ctx, "OPENAI_API_KEY")
         out = yield from run_with_progress(
-            ctx, label_clusters, samples=ctx.dataset, run_key=key, **kwargs)
+            ctx, api.label_clusters, samples=ctx.dataset, run_key=key,
+            **kwargs)
         if not ctx.delegated:
             yield ctx.trigger("reload_dataset")
         message = f"Named {len(out['named'])} cluster(s) of run '{key}'"
@@ -134,41 +129,54 @@ class LabelClusters(GeneratorOperator):
             "variant": "warning" if out["failed"] else "success"})
 
     def __call__(self, sample_collection, run_key, namer="openai",
-                 delegate=False, delegation_target=None, **params):
+                 clusters=None, delegate=False, delegation_target=None,
+                 **params):
+        """``params``: the namer's parameters (``model``, ``base_url``,
+        ...) and those of a labelling (``per_cluster``, ...)."""
+        own = {p.name for p in NAMERS[namer].PARAMS}
+        form = {"run_key": run_key, "namer": namer,
+                "clusters": [str(c) for c in clusters] if clusters else None}
+        for k, v in params.items():
+            form[f"namer_{namer}__{k}" if k in own else k] = v
         return call(self, sample_collection,
-                    {"run_key": run_key, "namer": namer, **params}, delegate,
-                    delegation_target)
+                    {k: v for k, v in form.items() if v is not None},
+                    delegate, delegation_target)
 
 
-class NameCluster(foo.Operator):
+def _add_param(inputs, p):
+    label = p.name.replace("_", " ").capitalize()
+    if p.kind == "bool":
+        inputs.bool(p.name, default=p.default, required=False, label=label,
+                    description=p.description)
+    else:
+        inputs.int(p.name, default=p.default, required=False, label=label,
+                   description=p.description)
+
+
+class NameCluster(ActionOperator):
+    words = {"cluster": "Cluster", "name": "Name"}
+
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="name_cluster",
-            label="Name a cluster",
-            description="Name or rename one cluster by hand",
-            dynamic=True,
-            view_target=False,
-        )
+        return quick_config("name_cluster", "Name a cluster",
+                            "Name or rename one cluster by hand")
 
     def resolve_input(self, ctx):
         inputs = types.Object()
         key = add_existing_run_input(ctx, inputs)
         if key is None:
             return types.Property(inputs)
-        run, choices = _cluster_choices(ctx, key)
-        add_choice(inputs, "cluster", choices, next(iter(choices)),
+        choices = cluster_choices(api.load_run(ctx.dataset, key))
+        add_choice(inputs, "cluster", choices, next(iter(choices), None),
                    "Cluster")
         inputs.str("name", required=True, label="Name")
         inputs.str("description", required=False, label="Description")
         return types.Property(inputs, view=types.View(label="Name a cluster"))
 
-    def execute(self, ctx):
-        from ..labeling.label import name_cluster
-
+    def act(self, ctx):
         p = ctx.params
-        name_cluster(ctx.dataset, p["run_key"], int(p["cluster"]), p["name"],
-                     p.get("description"))
+        api.name_cluster(ctx.dataset, p["run_key"], int(p["cluster"]),
+                         p["name"], p.get("description"))
         if not ctx.delegated:
             ctx.ops.reload_dataset()
             ctx.ops.notify(f"Cluster {p['cluster']} is now '{p['name']}'",
@@ -182,182 +190,198 @@ class NameCluster(foo.Operator):
             "description": description}).result
 
 
-class TagClusters(foo.Operator):
+class TagClusters(ActionOperator):
+    words = {"clusters": "Clusters", "tags": "Tags"}
+
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="tag_clusters",
-            label="Tag clusters",
-            description="Tag (or untag) every sample of chosen clusters",
-            dynamic=True,
-            view_target=False,
-        )
+        return quick_config("tag_clusters", "Tag clusters",
+                            "Tag (or untag) every sample of chosen clusters")
 
     def resolve_input(self, ctx):
         inputs = types.Object()
         key = add_existing_run_input(ctx, inputs)
         if key is None:
             return types.Property(inputs)
-        run, choices = _cluster_choices(ctx, key)
+        run = api.load_run(ctx.dataset, key)
         if ctx.selected:
             inputs.bool("of_selected", default=True, required=False,
                         label=f"The clusters of the {len(ctx.selected)} "
                         "selected samples")
         if not ctx.params.get("of_selected", bool(ctx.selected)):
-            _add_cluster_list(inputs, "clusters", choices, "Clusters",
-                              required=True)
-        inputs.list("tags", types.String(), required=True, label="Tags",
-                    view=types.TagsView())
+            add_multi_choice(inputs, "clusters", cluster_choices(run),
+                             "Clusters", required=True)
+        inputs.str("tags", required=True, label="Tags",
+                   description="One tag, or several separated by commas")
         inputs.bool("remove", default=False, required=False,
                     label="Remove these tags instead")
         return types.Property(inputs, view=types.View(label="Tag clusters"))
 
-    def execute(self, ctx):
-        from ..curation.tags import clusters_of, tag_clusters
-
+    def act(self, ctx):
         p = ctx.params
+        run = api.load_run(ctx.dataset, p["run_key"])
         if p.get("of_selected", bool(ctx.selected)) and ctx.selected:
-            clusters = clusters_of(ctx.dataset, p["run_key"], ctx.selected)
+            clusters = clusters_of(run, ctx.selected)
         else:
-            clusters = [int(c) for c in p.get("clusters") or []]
-        n = tag_clusters(ctx.dataset, p["run_key"], clusters, p["tags"],
-                         remove=p.get("remove", False))
+            clusters = _clusters(p)
+        tags = _tags(p.get("tags"))
+        n = run.tag(clusters, tags, remove=p.get("remove", False))
         if not ctx.delegated:
             ctx.ops.reload_samples()
             ctx.ops.notify(
                 f"{'Untagged' if p.get('remove') else 'Tagged'} {n:,} "
-                f"sample(s) of cluster(s) {', '.join(map(str, clusters))}",
-                variant="success")
+                f"sample(s) of cluster(s) {', '.join(map(str, clusters))}: "
+                f"{', '.join(tags)}", variant="success")
         return {"count": n, "clusters": clusters}
 
     def __call__(self, sample_collection, run_key, clusters, tags,
                  remove=False):
         return call(self, sample_collection, {
             "run_key": run_key, "clusters": [str(c) for c in clusters],
-            "tags": list(tags), "remove": remove,
+            "tags": ", ".join(_tags(tags)), "remove": remove,
             "of_selected": False}).result
 
 
-class GroupClusters(foo.Operator):
+class GroupClusters(ActionOperator):
+    words = {"clusters": "Clusters", "group": "Group name",
+             "groups": "Group name"}
+
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="group_clusters",
-            label="Group clusters",
-            description="Merge clusters under a named group",
-            dynamic=True,
-            view_target=False,
-        )
+        return quick_config("group_clusters", "Group clusters",
+                            "Merge clusters under a named group, or remove "
+                            "a group")
 
     def resolve_input(self, ctx):
         inputs = types.Object()
         key = add_existing_run_input(ctx, inputs)
         if key is None:
             return types.Property(inputs)
-        run, choices = _cluster_choices(ctx, key)
-        existing = run.results.get("groups") or {}
-        if existing:
+        run = api.load_run(ctx.dataset, key)
+        if run.groups:
             inputs.view("groups_now", types.Notice(label="Groups now: " +
                         "; ".join(f"{g}: {', '.join(map(str, cs))}"
-                                  for g, cs in existing.items())))
+                                  for g, cs in run.groups.items())))
+        actions = {"group": "Put clusters in a group"}
+        if run.groups:
+            actions["ungroup"] = "Remove a group (its clusters stay)"
+        add_choice(inputs, "action", actions, "group", "Action")
+        if ctx.params.get("action", "group") == "ungroup" and run.groups:
+            add_choice(inputs, "group", {g: g for g in run.groups},
+                       next(iter(run.groups)), "Group")
+            return types.Property(inputs,
+                                  view=types.View(label="Group clusters"))
         inputs.str("group", required=True, label="Group name")
-        _add_cluster_list(inputs, "clusters", choices, "Clusters",
-                          "Clusters to put in this group (empty: remove "
-                          "the group)")
+        add_multi_choice(inputs, "clusters", cluster_choices(run), "Clusters",
+                         "Clusters to put in this group", required=True)
+        chosen = _clusters(ctx.params)
+        name = (ctx.params.get("group") or "").strip()
+        moved = group_moves(run, {name: chosen}) if name and chosen else []
+        if moved:
+            inputs.view("moves", types.Notice(label="; ".join(
+                f"Cluster {c} will leave group '{old}'"
+                for c, old, _ in moved)))
         inputs.bool("show", default=True, required=False,
                     label="Show the group afterwards")
         return types.Property(inputs, view=types.View(label="Group clusters"))
 
-    def execute(self, ctx):
-        from ..curation.groups import (
-            group_clusters,
-            groups_view,
-            ungroup_clusters,
-        )
-
+    def act(self, ctx):
         p = ctx.params
-        clusters = [int(c) for c in p.get("clusters") or []]
-        if clusters:
-            group_clusters(ctx.dataset, p["run_key"], {p["group"]: clusters})
+        run = api.load_run(ctx.dataset, p["run_key"])
+        group = (p.get("group") or "").strip()
+        if p.get("action", "group") == "ungroup":
+            run.ungroup([group])
+            message = f"Removed group '{group}'"
+            clusters = []
         else:
-            ungroup_clusters(ctx.dataset, p["run_key"], [p["group"]])
+            clusters = _clusters(p)
+            moved = group_moves(run, {group: clusters})
+            run = run.group({group: clusters})
+            message = f"Group '{group}': " + ", ".join(map(str, clusters))
+            if moved:
+                message += " (" + "; ".join(
+                    f"cluster {c} left '{old}'" for c, old, _ in moved) + ")"
         if not ctx.delegated:
             ctx.ops.reload_dataset()
             if clusters and p.get("show", True):
-                ctx.ops.set_view(view=groups_view(ctx.dataset, p["run_key"],
-                                                  [p["group"]]))
-            ctx.ops.notify(
-                f"Group '{p['group']}': " + (", ".join(map(str, clusters))
-                                             if clusters else "removed"),
-                variant="success")
-        return {"group": p["group"], "clusters": clusters}
+                ctx.ops.set_view(view=run.groups_view([group]))
+            ctx.ops.notify(message, variant="success")
+        return {"group": group, "clusters": clusters}
 
-    def __call__(self, sample_collection, run_key, group, clusters):
+    def __call__(self, sample_collection, run_key, group, clusters=None,
+                 action="group"):
         return call(self, sample_collection, {
-            "run_key": run_key, "group": group,
-            "clusters": [str(c) for c in clusters], "show": False}).result
+            "run_key": run_key, "group": group, "action": action,
+            "clusters": [str(c) for c in clusters or []],
+            "show": False}).result
 
 
-class ExportClusters(foo.Operator):
+class ExportClusters(ActionOperator):
+    words = {"path": "Folder on the server",
+             "overwrite": "Overwrite files that exist",
+             "clusters": "Clusters", "groups": "Groups", "images": "Images",
+             "folders": "Folders"}
+
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="export_clusters",
-            label="Export clusters",
-            description="A CSV of cluster members, and their images",
-            dynamic=True,
-            view_target=False,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-        )
+        return quick_config("export_clusters", "Export clusters",
+                            "A CSV of cluster members, and their images",
+                            allow_immediate_execution=True,
+                            allow_delegated_execution=True)
 
     def resolve_input(self, ctx):
         inputs = types.Object()
         key = add_existing_run_input(ctx, inputs)
         if key is None:
             return types.Property(inputs)
-        run, choices = _cluster_choices(ctx, key)
-        inputs.str("path", required=True, label="Folder on the server",
+        run = api.load_run(ctx.dataset, key)
+        inputs.str("path", required=True, label=self.words["path"],
                    description="The CSV and any images go in here")
-        _add_cluster_list(inputs, "clusters", choices, "Clusters",
-                          "Empty: every cluster")
-        groups = list((run.results.get("groups") or {}))
-        if groups:
-            inputs.list("groups", types.Enum(groups), required=False,
-                        label="Groups", view=types.DropdownView(
-                            multiple=True))
+        add_multi_choice(inputs, "clusters", cluster_choices(run), "Clusters",
+                         "Empty: every cluster")
+        if run.groups:
+            add_multi_choice(inputs, "groups", {g: g for g in run.groups},
+                             "Groups", "Their clusters are exported too")
+        images, folders = EXPORT_PARAMS
         add_choice(inputs, "images", {
             "none": "Only the CSV", "copy": "Copy the images",
-            "symlink": "Link the images"}, "none", "Images")
+            "symlink": "Link the images"}, images.default, "Images")
         if ctx.params.get("images", "none") != "none":
             add_choice(inputs, "folders", {
                 "cluster": "One folder per cluster",
-                "group": "One folder per group"}, "cluster", "Folders")
+                "group": "One folder per group"}, folders.default, "Folders")
         inputs.bool("overwrite", default=False, required=False,
-                    label="Overwrite files that exist")
+                    label=self.words["overwrite"])
         return types.Property(inputs, view=types.View(label="Export clusters"))
 
-    def execute(self, ctx):
-        from ..curation.export import export_clusters
-
+    def act(self, ctx):
         p = ctx.params
-        out = export_clusters(
+        out = api.export_clusters(
             ctx.dataset, p["run_key"], p["path"],
-            clusters=[int(c) for c in p["clusters"]] if p.get("clusters")
-            else None,
-            groups=p.get("groups") or None, images=p.get("images", "none"),
+            clusters=_clusters(p) or None, groups=p.get("groups") or None,
+            images=p.get("images", "none"),
             folders=p.get("folders", "cluster"),
             overwrite=p.get("overwrite", False))
         if not ctx.delegated:
-            ctx.ops.notify(f"Exported {out['rows']:,} row(s) to "
-                           f"{out['csv']}", variant="success")
-        return out
+            failed = out["failed"]
+            message = f"Exported {out['rows']:,} row(s) to {out['csv']}"
+            if out["images"]:
+                message += f" and {out['images']:,} image(s)"
+            if failed:
+                first = next(iter(failed.items()))
+                message += (f"; {len(failed):,} image(s) could not be "
+                            f"written ({first[0]}: {first[1]})")
+            ctx.ops.notify(message,
+                           variant="warning" if failed else "success")
+        return {**out, "failed": [f"{k}: {v}" for k, v in
+                                  out["failed"].items()]}
 
     def resolve_output(self, ctx):
         outputs = types.Object()
         outputs.str("csv", label="CSV")
         outputs.int("rows", label="Rows")
         outputs.int("images", label="Images")
+        outputs.list("failed", types.String(), label="Could not be written")
         return types.Property(outputs, view=types.View(label="Export"))
 
     def __call__(self, sample_collection, run_key, path, clusters=None,

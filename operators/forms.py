@@ -9,9 +9,19 @@ the same message the SDK would raise and Execute stays disabled while one
 is wrong.
 """
 
+import os
+
 import fiftyone.operators.types as types
 
+from ..clustering.request import EXECUTOR, RAY_ADDRESS
+from ..clustering.results import ClusterRun
+from ..embedders import EMBEDDERS
+from ..storage import runs as stored
+from ..storage import schema
 from ..units import ParamError
+
+# The embedder choice that means "read an existing field".
+FROM_FIELD = "field"
 
 
 def param_name(prefix, param):
@@ -143,48 +153,26 @@ def add_choice(inputs, name, options, default, label, description=None):
 
 
 def add_run_key_input(ctx, inputs, name="run_key", overwrite_name="overwrite",
-                      kind=None, base="clusters",
+                      kind=schema.RUN_KIND, base="clusters",
                       description="Names the run; its fields are "
                       "<run key>_cluster, ..."):
     """A new run key (of ``kind``: a clustering run by default), checked as
     the user types."""
-    from ..clustering import record
-    from ..clustering.runs import free_run_key, records_of
-
-    kind = kind or record.RUN_KIND
     key = ctx.params.get(name)
     overwrite = ctx.params.get(overwrite_name, False)
     dataset = ctx.dataset
     prop = inputs.str(
         name,
         required=True,
-        default=free_run_key(dataset, base),
+        default=stored.free_run_key(dataset, base),
         label="Run key",
         description=description,
     )
     if key is not None:
-        try:
-            record.validate_run_key(key)
-        except ParamError:
+        message = _run_key_problem(dataset, key, kind, overwrite)
+        if message:
             prop.invalid = True
-            prop.error_message = (
-                "Run keys must be valid variable names (letters, digits, "
-                "underscores; not starting with a digit or '_')"
-            )
-        else:
-            same_kind = records_of(dataset, (kind,))
-            if dataset.has_run(key) and key not in same_kind:
-                prop.invalid = True
-                prop.error_message = (
-                    f"'{key}' is not a clustering run"
-                    if kind == record.RUN_KIND else
-                    f"'{key}' is a run of another kind")
-            elif dataset.has_run(key) and not overwrite:
-                prop.invalid = True
-                prop.error_message = (
-                    f"Run '{key}' already exists; tick 'Overwrite' to "
-                    "replace it"
-                )
+            prop.error_message = message
     inputs.bool(
         overwrite_name,
         default=False,
@@ -195,66 +183,101 @@ def add_run_key_input(ctx, inputs, name="run_key", overwrite_name="overwrite",
     return prop
 
 
-def run_on_screen(ctx, keys):
-    """The run whose clusters the App shows now, if any: the view groups by
-    or filters on one of its cluster fields."""
-    from ..clustering.runs import load_run
-
-    view = ctx.view
+def _run_key_problem(dataset, key, kind, overwrite):
     try:
-        stages = view._serialize() if view is not None else []
-    except Exception:
+        schema.validate_run_key(key)
+    except ParamError:
+        return ("Run keys must be valid variable names (letters, digits, "
+                "underscores; not starting with a digit or '_')")
+    if not dataset.has_run(key):
         return None
-    text = str(stages)
-    for key in sorted(keys, key=len, reverse=True):
-        try:
-            field = load_run(ctx.dataset, key).fields["cluster"]
-        except Exception:
-            continue
-        if field.rsplit(".", 1)[-1] in text:
+    if key not in stored.records_of(dataset, (kind,)):
+        return (f"'{key}' is not a clustering run" if kind ==
+                schema.RUN_KIND else f"'{key}' is a run of another kind")
+    if not overwrite:
+        return f"Run '{key}' already exists; tick 'Overwrite' to replace it"
+    return None
+
+
+def run_on_screen(ctx, records):
+    """The run whose clusters the App shows now, if any: the view groups by
+    or filters on one of its cluster fields. ``records`` are the runs'
+    key -> (record id, config)."""
+    view = ctx.view
+    if view is None:
+        return None
+    text = str(view._serialize())
+    fields = {key: (config.get("fields") or {}).get("cluster", "")
+              for key, (_, config) in records.items()}
+    for key in sorted(fields, key=len, reverse=True):
+        name = fields[key].rsplit(".", 1)[-1]
+        if name and name in text:
             return key
     return None
 
 
-def newest_run(ctx, keys):
-    from ..clustering.runs import load_run
-
-    stamped = []
-    for key in keys:
-        try:
-            stamped.append((load_run(ctx.dataset, key).timestamp, key))
-        except Exception:
-            continue
-    return max(stamped)[1] if stamped else None
+def default_run(ctx, records):
+    """The run on screen, else the newest (by record id, which grows with
+    time)."""
+    if not records:
+        return None
+    return run_on_screen(ctx, records) or max(
+        records, key=lambda k: records[k][0])
 
 
-def default_run(ctx, keys):
-    """The run on screen, else the newest."""
-    return run_on_screen(ctx, keys) or newest_run(ctx, keys)
-
-
-def add_existing_run_input(ctx, inputs, name="run_key", label="Run"):
-    """A dropdown of the dataset's clustering runs, defaulting to the run on
-    screen (else the newest); marks the form invalid when there are none.
-    Returns the chosen key."""
-    from ..clustering.runs import list_runs
-
-    keys = list_runs(ctx.dataset)
-    if not keys:
+def add_existing_run_input(ctx, inputs, name="run_key", label="Run",
+                           run_class=ClusterRun):
+    """A dropdown of the dataset's runs of ``run_class``, defaulting to the
+    run on screen (else the newest); marks the form invalid when there are
+    none. Reads only the runs' configs. Returns the chosen key."""
+    stored.finish_abandoned_write(ctx.dataset)
+    records = stored.records_of(ctx.dataset, run_class.KINDS)
+    if not records:
         warning = types.Warning(
-            label="This dataset has no clustering runs",
-            description="Run 'Compute clusters' first",
+            label=f"This dataset has no {run_class.WHAT}s",
+            description="Run 'Compute clusters' first"
+            if run_class is ClusterRun else None,
         )
         prop = inputs.view("no_runs", warning)
         prop.invalid = True
         return None
+    keys = sorted(records)
     choices = types.DropdownView()
     for key in keys:
         choices.add_choice(key, label=key)
-    default = default_run(ctx, keys)
+    default = default_run(ctx, records)
     inputs.enum(name, keys, default=default, required=True, label=label,
                 view=choices)
-    return ctx.params.get(name, default)
+    chosen = ctx.params.get(name, default)
+    return chosen if chosen in records else default
+
+
+def cluster_label(run, cluster):
+    """How the App names a cluster: ``Cluster 3: receipts (41)``."""
+    if cluster < 0:
+        return f"Noise ({run.metrics['n_noise']})"
+    size = next(c["size"] for c in run.clusters if c["id"] == cluster)
+    name = run.name_of(cluster)
+    return f"Cluster {cluster}" + (f": {name}" if name else "") + \
+        f" ({size})"
+
+
+def cluster_choices(run, noise=True):
+    """Cluster id (a string) -> its label, largest first, noise last."""
+    out = {str(c["id"]): cluster_label(run, c["id"]) for c in run.clusters}
+    if noise and run.metrics["n_noise"]:
+        out["-1"] = cluster_label(run, -1)
+    return out
+
+
+def add_multi_choice(inputs, name, options, label, description=None,
+                     required=False, default=None):
+    """A dropdown that picks several of ``options`` (value -> label)."""
+    view = types.DropdownView(multiple=True)
+    for value, text in options.items():
+        view.add_choice(value, label=text)
+    return inputs.list(name, types.String(), required=required, label=label,
+                       description=description, default=default, view=view)
 
 
 def flat_samples(view):
@@ -278,15 +301,69 @@ def add_executor_inputs(ctx, inputs):
     add_choice(inputs, "executor", {
         "local": "On the machine that runs the operation",
         "ray": "On a Ray cluster (needs the 'ray' extra)",
-    }, "local", "Embed on")
+    }, EXECUTOR.default, "Embed on", EXECUTOR.description)
     if ctx.params.get("executor") == "ray":
         inputs.str("ray_address", required=False, label="Ray address",
-                   description="e.g. ray://head:10001 or head:6379; empty: "
-                   "the cluster this machine belongs to")
+                   description=RAY_ADDRESS.description)
 
 
 def executor_kwargs(params):
+    """The executor and Ray address the form chose, as the resolver takes
+    them."""
     if params.get("executor") != "ray":
         return {}
-    return {"executor": "ray",
-            "ray_address": params.get("ray_address") or "auto"}
+    return {"executor": "ray", "ray_address": params.get("ray_address")}
+
+
+def vector_fields(dataset):
+    import fiftyone as fo
+
+    return sorted(dataset.get_field_schema(ftype=fo.VectorField))
+
+
+def embedder_choices(dataset):
+    """The embedders a form can offer (not those that need a Python
+    object), and an existing field when the dataset has one."""
+    out = {name: cls.label for name, cls in EMBEDDERS.items()
+           if settable_in_app(cls)}
+    if vector_fields(dataset):
+        out[FROM_FIELD] = "An existing embeddings field"
+    return out
+
+
+def check_model(ctx, inputs, name, embedder):
+    """A model folder that does not exist, or a hub id that cannot be had
+    offline, is refused in the form (``name`` is the model input)."""
+    model = ctx.params.get(name)
+    if "model" not in {p.name for p in EMBEDDERS[embedder].PARAMS} or \
+            not isinstance(model, str) or not model:
+        return
+    cls = EMBEDDERS[embedder]
+    if not getattr(cls, "loads_from_hub", False):
+        return
+    if os.path.isdir(os.path.expanduser(model)):
+        return
+    prop = inputs.get_property(name)
+    # Hub ids are "name" or "org/name"; anything else names a folder.
+    if model.startswith((".", "~", "/")) or model.count("/") > 1 or \
+            (os.sep != "/" and os.sep in model):
+        prop.invalid = True
+        prop.error_message = f"No folder '{model}' on the server"
+        return
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true") \
+        or os.environ.get("TRANSFORMERS_OFFLINE", "").lower() in ("1", "true")
+    if offline and not _in_hub_cache(model):
+        prop.invalid = True
+        prop.error_message = (
+            f"'{model}' is not in the local Hugging Face cache and the hub "
+            "is offline here; give a local folder written by "
+            "save_pretrained")
+
+
+def _in_hub_cache(model_id):
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    found = try_to_load_from_cache(model_id, "config.json")
+    return isinstance(found, str)

@@ -9,7 +9,11 @@ from urllib.parse import quote
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..clustering import runs
+from ..clustering import api as runs
+from ..clustering.charts import KINDS, plot_run
+from ..storage import runs as stored
+from ..storage import schema
+from .forms import default_run
 
 SORTS = {
     "size_desc": "Largest first",
@@ -25,9 +29,8 @@ def cluster_rows(dataset, key, sort="size_desc"):
     image."""
     run = runs.load_run(dataset, key)
     reps = run.representatives(per_cluster=1)
-    names = run.results.get("names") or {}
-    groups = {c: g for g, cs in (run.results.get("groups") or {}).items()
-              for c in cs}
+    names = run.names
+    groups = {c: g for g, cs in run.groups.items() for c in cs}
     tag_counts = {}
     for c, tags in _tags_by_member(run):
         tag_counts.setdefault(c, Counter()).update(tags or [])
@@ -107,13 +110,10 @@ class ClustersPanel(foo.Panel):
     # -- state --------------------------------------------------------------
 
     def on_load(self, ctx):
-        from .forms import default_run
-
-        keys = runs.list_runs(ctx.dataset)
+        records = stored.records_of(ctx.dataset, (schema.RUN_KIND,))
         key = ctx.panel.state.run_key
-        if key not in keys:
-            ctx.panel.state.run_key = default_run(ctx, keys) if keys \
-                else None
+        if key not in records:
+            ctx.panel.state.run_key = default_run(ctx, records)
         if ctx.panel.state.sort is None:
             ctx.panel.state.sort = "size_desc"
 
@@ -153,10 +153,8 @@ class ClustersPanel(foo.Panel):
         ctx.ops.set_view(view=view)
 
     def on_show_cell(self, ctx):
-        from ..clustering.compare import compare_runs
-
-        c = compare_runs(ctx.dataset, ctx.panel.state.run_key,
-                         ctx.panel.state.compare_with)
+        c = runs.compare_runs(ctx.dataset, ctx.panel.state.run_key,
+                              ctx.panel.state.compare_with)
         ctx.ops.set_view(view=c.cell_view(int(ctx.params["a"]),
                                           int(ctx.params["b"])))
 
@@ -177,8 +175,6 @@ class ClustersPanel(foo.Panel):
             on_success=self.on_refresh)
 
     def on_draw_chart(self, ctx):
-        from ..clustering.charts import plot_run
-
         try:
             ctx.panel.state.chart_path = plot_run(
                 ctx.dataset, ctx.panel.state.run_key,
@@ -206,9 +202,8 @@ class ClustersPanel(foo.Panel):
             return types.Property(panel, view=types.GridView(pad=2, gap=2))
         key = ctx.panel.state.run_key
         if key not in keys:
-            from .forms import default_run
-
-            key = default_run(ctx, keys)
+            key = default_run(ctx, stored.records_of(ctx.dataset,
+                                                     (schema.RUN_KIND,)))
             ctx.panel.state.run_key = key
         self._render_controls(ctx, panel, keys, key)
         run, rows = cluster_rows(ctx.dataset, key, ctx.panel.state.sort)
@@ -285,12 +280,8 @@ class ClustersPanel(foo.Panel):
         panel.md(" · ".join(parts), name="summary")
 
     def _render_comparison(self, ctx, panel, key, other):
-        from ..clustering.compare import compare_runs
-
-        c = compare_runs(ctx.dataset, key, other)
-        panel.md(f"**{key}** vs **{other}**: ARI {c.ari:.3f} · AMI "
-                 f"{c.ami:.3f} · {c.shared:,} samples in both",
-                 name="comparison")
+        c = runs.compare_runs(ctx.dataset, key, other)
+        panel.md(c.describe(), name="comparison")
         for a, match in c.best_matches("a").items():
             line = panel.h_stack(f"cell_{a}", gap=2, align_y="center")
             line.md(f"cluster {a} → cluster {match['match']} of {other}: "
@@ -300,8 +291,6 @@ class ClustersPanel(foo.Panel):
                      params={"a": a, "b": match["match"]})
 
     def _render_chart(self, ctx, panel):
-        from ..clustering.charts import KINDS
-
         line = panel.h_stack("charts", gap=2, align_y="center")
         kinds = types.DropdownView()
         for k in KINDS:

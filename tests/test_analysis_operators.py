@@ -152,7 +152,8 @@ def test_a_failing_run_shows_its_error(tmp_path):
         result = _execute("find_near_duplicates", ds, {"run_key": "bad"})
 
         progress = _requests(result, "set_progress")
-        assert progress and progress[-1]["params"]["variant"] == "error"
+        assert progress and "variant" not in progress[-1]["params"]
+        assert progress[-1]["params"]["label"].startswith("Failed:")
         message = _requests(result, "notify")[-1]["params"]["message"]
         assert "only 0 of 3 samples could be embedded" in message
         assert ic.list_analyses(ds) == {}

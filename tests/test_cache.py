@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import image_clustering as ic
-from image_clustering.clustering import embeddings
+from image_clustering.clustering import embed as embeddings
 
 from conftest import write_gray
 

@@ -92,8 +92,10 @@ def test_bad_parameters_give_one_clear_line(tmp_path, named_dataset):
         "--method", "kmeans", "--param", "n_clusters=lots",
     )
     assert out.returncode == 2
+    # The error names the flag that sets the parameter.
     assert out.stderr.strip().splitlines()[-1] == (
-        "error: kmeans: 'n_clusters' must be an integer ≥ 1 or 'auto', got 'lots'"
+        "error: kmeans: --param n_clusters must be an integer ≥ 1 or 'auto', "
+        "got 'lots'"
     )
 
 
@@ -198,7 +200,7 @@ def test_duplicates_and_uniqueness_from_the_command_line(tmp_path,
 
     exact = _cli("duplicates", "cli-dups-test", "--exact", "--delete", "5")
     assert exact.returncode == 2
-    assert "pass confirm=1" in exact.stderr
+    assert "pass --delete 1" in exact.stderr
     exact = _cli("duplicates", "cli-dups-test", "--exact", "--overwrite",
                  "--delete", "1")
     assert exact.returncode == 0, exact.stderr

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import image_clustering as ic
-from image_clustering.clustering import kmeans, maps, neighbors
+from image_clustering.algorithms import kmeans, neighbors
+from image_clustering.algorithms import layout2d as maps
 
 from conftest import run_python, write_gray
 
@@ -87,11 +88,11 @@ def test_knn_graph_puts_each_point_first_even_among_duplicates():
 
 
 def test_umap_on_a_faiss_graph_transforms_and_pickles():
-    from image_clustering.clustering.reducers import UMAPReducer
+    from image_clustering.algorithms.reducers import UMAPReducer
 
     X, labels = _blobs(5000, 20, 4, spread=1.0)
-    reducer = UMAPReducer(n_components=2, n_neighbors=10)
-    Y, _ = reducer.fit_transform(X, 1)
+    reducer = UMAPReducer(n_components=2, n_neighbors=10, random_state=1)
+    Y = reducer.fit_transform(X)
     model = pickle.loads(pickle.dumps(reducer.model_))
     Z = model.transform(X[:50])
     # new points land beside the points of their own blob
@@ -115,10 +116,10 @@ def test_the_map_is_fit_on_a_sample_and_places_the_rest(monkeypatch):
 def test_umap_kernels_are_compiled_once_per_machine(tmp_path):
     code = """
 import json, numpy as np
-from image_clustering.clustering.reducers import UMAPReducer
-from image_clustering.clustering.umap_runtime import load_umap
+from image_clustering.algorithms.reducers import UMAPReducer
+from image_clustering.algorithms.umap_runtime import load_umap
 X = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)
-UMAPReducer(n_components=2, n_neighbors=5).fit_transform(X, 1)
+UMAPReducer(n_components=2, n_neighbors=5, random_state=1).fit_transform(X)
 import umap.layouts as layouts
 stats = layouts._nb_optimize_layout_euclidean_single_epoch.stats
 print(json.dumps({"hits": sum(stats.cache_hits.values()),
@@ -194,7 +195,8 @@ def test_decoding_in_processes_gives_the_thread_results(tmp_path):
 
 
 def test_chunked_reads_and_writes_keep_ids_aligned(two_groups, monkeypatch):
-    from image_clustering.clustering import columns, store
+    from image_clustering.storage import sample_io as columns
+    from image_clustering.storage import transaction as store
 
     monkeypatch.setattr(columns, "READ_CHUNK", 5)
     monkeypatch.setattr(store, "CHUNK", 7)

@@ -12,8 +12,9 @@ import os
 import pytest
 
 import image_clustering as ic
-from image_clustering.clustering import record, store
-from image_clustering.clustering.lease import _collection
+from image_clustering.storage import schema as record
+from image_clustering.storage import transaction as store
+from image_clustering.storage.lease import collection
 
 from conftest import REPO
 
@@ -68,7 +69,7 @@ def leftovers(dataset):
                   for v in (doc.get(kind) or {}).values()}
     found += [f"record {d['_id']}" for d in db.runs.find(
         {"_dataset_id": dataset._doc.id}) if d["_id"] not in referenced]
-    lease = _collection().find_one({"_id": dataset._doc.id}) or {}
+    lease = collection().find_one({"_id": dataset._doc.id}) or {}
     if lease.get("journal"):
         found.append("journal")
     if lease.get("owner"):

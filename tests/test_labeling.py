@@ -10,7 +10,7 @@ import pytest
 
 import image_clustering as ic
 from image_clustering.curation import export, groups, tags
-from image_clustering.labeling import label as labeling
+from image_clustering.labeling import naming as labeling
 from image_clustering.labeling.namers import parse_reply
 
 import tiny_models
@@ -223,7 +223,7 @@ def test_tag_whole_clusters_and_the_clusters_of_selected_samples(levels):
     assert n == sizes[0] + sizes[2]
     assert len(levels.match_tags("check")) == n
     picked = levels.match({"k_cluster": 1}).limit(2).values("id")
-    assert tags.clusters_of(levels, "k", picked) == [1]
+    assert tags.clusters_of(ic.load_run(levels, "k"), picked) == [1]
     ic.tag_clusters(levels, "k", [0], ["check"], remove=True)
     assert len(levels.match_tags("check")) == sizes[2]
     with pytest.raises(ic.ParamError, match="no cluster 9"):
@@ -235,13 +235,13 @@ def test_clusters_merge_into_named_groups(levels):
     assert run.results["groups"] == {"lightish": [1, 2]}
     values = dict(zip(*levels.values(["k_cluster", "k_group"])))
     assert values[1] == values[2] == "lightish" and values[0] is None
-    view = groups.groups_view(levels, "k", ["lightish"])
+    view = ic.load_run(levels, "k").groups_view(["lightish"])
     assert sum(len(g) for g in view.iter_dynamic_groups()) == \
         len(levels.match({"k_cluster": {"$in": [1, 2]}}))
     # moving a cluster to another group takes it out of the first
     run = ic.group_clusters(levels, "k", {"other": [2]})
     assert run.results["groups"] == {"lightish": [1], "other": [2]}
-    run = groups.rename_group(levels, "k", "other", "bright")
+    run = ic.load_run(levels, "k").rename_group("other", "bright")
     assert set(run.results["groups"]) == {"lightish", "bright"}
     assert set(levels.values("k_group")) == {None, "lightish", "bright"}
     with pytest.raises(ic.ParamError, match="both"):

@@ -59,7 +59,7 @@ def test_form_shows_only_the_chosen_methods_parameters(two_groups, method):
     props = _inputs("compute_clusters", two_groups, {"method": method})
     shown = {name.split("__")[0] for name in props if name.startswith("method_")}
     assert shown == {f"method_{method}"}
-    from image_clustering.clustering.clusterers import CLUSTERERS
+    from image_clustering.algorithms.clusterers import CLUSTERERS
 
     expected = {f"method_{method}__{p.name}" for p in CLUSTERERS[method].PARAMS}
     assert expected <= set(props)
@@ -248,9 +248,11 @@ def test_a_failing_immediate_run_ends_its_progress_and_says_why(two_groups):
         "embedder_pixels__size": 8, "seed": -4})
     notes = _requests(result, "notify")
     assert notes and notes[-1]["params"]["variant"] == "error"
-    assert "'seed'" in notes[-1]["params"]["message"]
+    # named as the form labels it
+    assert "'Random seed'" in notes[-1]["params"]["message"]
     progress = _requests(result, "set_progress")
-    assert progress[-1]["params"]["variant"] == "error"
+    # the App's progress bar takes only its own variants: none is sent
+    assert "variant" not in progress[-1]["params"]
     assert progress[-1]["params"]["label"].startswith("Failed:")
     assert ic.list_runs(two_groups) == []
 
@@ -438,8 +440,17 @@ def test_a_failing_delegated_run_fills_its_error_message(two_groups):
 
     two_groups.persistent = True
     op = foo.get_operator(f"{PLUGIN}/compute_clusters")
+    # A bad value is refused before anything is queued ...
+    with pytest.raises(ValueError, match="'seed'"):
+        op(two_groups, "doomed", embedder_params={"size": 8},
+           reducer="none", method="kmeans", n_clusters=2, map="none",
+           seed=-3, delegate=True)
+    # ... and what goes wrong while it runs fails the queued run: here the
+    # images were removed while it waited.
     op(two_groups, "doomed", embedder_params={"size": 8}, reducer="none",
-       method="kmeans", n_clusters=2, map="none", seed=-3, delegate=True)
+       method="kmeans", n_clusters=2, map="none", delegate=True)
+    for path in two_groups.values("filepath"):
+        os.remove(path)
     service = DelegatedOperationService()
     try:
         service.execute_queued_operations(dataset_name=two_groups.name)
@@ -450,7 +461,8 @@ def test_a_failing_delegated_run_fills_its_error_message(two_groups):
         from fiftyone.core.odm import get_db_conn
 
         stored = get_db_conn().delegated_ops.find_one({"_id": doc.id})
-        assert "'seed'" in stored["result"]["error_message"]
+        assert "only 0 of 24 samples could be embedded" in \
+            stored["result"]["error_message"]
         assert "Traceback" in stored["result"]["error"]
     finally:
         service.delete_for_dataset(two_groups._doc.id)

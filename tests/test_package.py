@@ -31,3 +31,29 @@ def test_fiftyone_lists_the_plugin(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert "@image-clustering/clustering" in out.stdout
+
+
+def test_imports_keep_to_the_layers():
+    """The import contracts of pyproject.toml: imports only point down the
+    layers, and the numeric code never reaches FiftyOne or MongoDB."""
+    lint = os.path.join(os.path.dirname(sys.executable), "lint-imports")
+    out = subprocess.run([lint, "--no-cache"], capture_output=True,
+                         text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 broken" in out.stdout
+
+
+def test_a_broken_contract_is_caught(tmp_path):
+    """The contract check itself fails when an arrow points up."""
+    lint = os.path.join(os.path.dirname(sys.executable), "lint-imports")
+    config = tmp_path / "contracts.toml"
+    config.write_text(
+        '[tool.importlinter]\nroot_package = "image_clustering"\n'
+        '[[tool.importlinter.contracts]]\nname = "upside down"\n'
+        'type = "layers"\nlayers = ["image_clustering.units", '
+        '"image_clustering.clustering"]\n')
+    out = subprocess.run([lint, "--no-cache", "--config", str(config)],
+                         capture_output=True, text=True, cwd=REPO,
+                         timeout=300)
+    assert out.returncode != 0
+    assert "BROKEN" in out.stdout

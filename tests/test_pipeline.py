@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import image_clustering as ic
-from image_clustering.clustering.clusterers import CLUSTERERS
-from image_clustering.clustering.reducers import REDUCERS
+from image_clustering.algorithms.clusterers import CLUSTERERS
+from image_clustering.algorithms.reducers import REDUCERS
 
 from conftest import write_gray
 
@@ -72,7 +72,7 @@ def test_two_groups_split_exactly_and_fields_match_numpy(two_groups):
 
 
 def test_silhouette_of_a_sample_with_one_cluster_is_left_empty(monkeypatch):
-    from image_clustering.clustering import quality as metrics
+    from image_clustering.algorithms import quality as metrics
 
     X = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]])
     labels = np.array([0, 0, 1, 1])

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 import image_clustering as ic
-from image_clustering.clustering import choose_k, quality
-from image_clustering.clustering.clusterers import get_clusterer
+from image_clustering.algorithms import quality
+from image_clustering.algorithms import sweep as choose_k
+from image_clustering.algorithms.clusterers import get_clusterer
 
 
 def _blobs(k=4, per=60, d=2, seed=0, spread=0.3):
@@ -39,12 +40,12 @@ def blob_dataset(make_dataset, tmp_path):
 ])
 def test_auto_k_finds_the_true_number_of_blobs(method, param):
     X, truth = _blobs()
-    clusterer = get_clusterer(method, **{param: "auto"})
-    fit = clusterer.fit(X, 0)
-    assert fit.sweep["chosen"] == 4, fit.sweep
-    assert len(set(fit.labels)) == 4
-    assert fit.sweep["candidates"][0] == 2
-    assert len(fit.sweep["scores"]) == len(fit.sweep["candidates"])
+    clusterer = get_clusterer(method, random_state=0, **{param: "auto"})
+    fit = clusterer.fit(X)
+    assert fit.sweep_["chosen"] == 4, fit.sweep_
+    assert len(set(fit.labels_)) == 4
+    assert fit.sweep_["candidates"][0] == 2
+    assert len(fit.sweep_["scores"]) == len(fit.sweep_["candidates"])
 
 
 @pytest.mark.parametrize("criterion", ["silhouette", "davies_bouldin",
@@ -52,36 +53,36 @@ def test_auto_k_finds_the_true_number_of_blobs(method, param):
 def test_each_criterion_chooses_the_true_k(criterion):
     X, _ = _blobs(k=5, seed=2)
     fit = get_clusterer("kmeans", n_clusters="auto",
-                        criterion=criterion).fit(X, 0)
-    assert fit.sweep["criterion"] == criterion
-    assert fit.sweep["chosen"] == 5
+                        criterion=criterion, random_state=0).fit(X)
+    assert fit.sweep_["criterion"] == criterion
+    assert fit.sweep_["chosen"] == 5
 
 
 def test_bic_chooses_the_true_number_of_components():
     X, _ = _blobs(k=3, seed=4, d=3)
-    fit = get_clusterer("gmm", n_components="auto").fit(X, 0)
-    assert fit.sweep["criterion"] == "bic"
-    assert fit.sweep["chosen"] == 3
+    fit = get_clusterer("gmm", n_components="auto", random_state=0).fit(X)
+    assert fit.sweep_["criterion"] == "bic"
+    assert fit.sweep_["chosen"] == 3
 
 
 @pytest.mark.parametrize("criterion", ["relative_validity", "dbcv"])
 def test_hdbscan_chooses_its_smallest_cluster(criterion):
     X, truth = _blobs(k=4, per=80)
     fit = get_clusterer("hdbscan", min_cluster_size="auto",
-                        criterion=criterion).fit(X, 0)
-    assert fit.sweep["parameter"] == "min_cluster_size"
+                        criterion=criterion, random_state=0).fit(X)
+    assert fit.sweep_["parameter"] == "min_cluster_size"
     from sklearn.metrics import adjusted_rand_score
 
-    assert adjusted_rand_score(truth, fit.labels) > 0.95
+    assert adjusted_rand_score(truth, fit.labels_) > 0.95
 
 
 def test_the_sweep_is_fit_on_a_sample_when_n_is_large(monkeypatch):
     monkeypatch.setattr(choose_k, "SWEEP_SAMPLE", 100)
     X, _ = _blobs(k=3, per=200)
-    fit = get_clusterer("kmeans", n_clusters="auto").fit(X, 0)
-    assert fit.sweep["fitted_on"] == 100
-    assert fit.sweep["chosen"] == 3
-    assert len(fit.labels) == 600
+    fit = get_clusterer("kmeans", n_clusters="auto", random_state=0).fit(X)
+    assert fit.sweep_["fitted_on"] == 100
+    assert fit.sweep_["chosen"] == 3
+    assert len(fit.labels_) == 600
 
 
 def test_k_candidates_grow_with_n_and_are_capped():
@@ -224,10 +225,16 @@ def test_noise_can_be_assigned_and_is_marked(blob_dataset):
 
 
 def test_dbscan_noise_goes_to_the_nearest_centre():
-    from image_clustering.clustering.noise import assign_noise
+    from image_clustering.algorithms.clusterers import DBSCANClusterer
+    from image_clustering.algorithms.geometry import cluster_means
+    from image_clustering.algorithms.noise import place_noise
 
     X = np.array([[0, 0], [0, 1], [10, 10], [10, 11], [1, 1], [9, 9]],
                  np.float32)
-    labels, moved = assign_noise(X, np.array([0, 0, 1, 1, -1, -1]))
+    # A fit that left the last two points as noise.
+    fitted = DBSCANClusterer()
+    fitted.labels_ = np.array([0, 0, 1, 1, -1, -1])
+    fitted.centres_ = cluster_means(X, fitted.labels_, 2)[0]
+    labels, moved = place_noise(X, fitted)
     assert labels.tolist() == [0, 0, 1, 1, 0, 1]
     assert moved.tolist() == [False] * 4 + [True] * 2

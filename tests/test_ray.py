@@ -23,45 +23,7 @@ from conftest import REPO, write_gray
 pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
 
-RAY = os.path.join(os.path.dirname(sys.executable), "ray")
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-# A cluster on 127.0.0.1 for one test run needs no token (Ray's token mode
-# is for clusters that other machines can reach).
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-
-
-def _ray(*args):
-    env = dict(os.environ)
-    subprocess.run([RAY, *args], check=True, env=env,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                   timeout=180)
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    """A head node and a worker node, one CPU each; yields the address."""
-    import ray
-
-    port = _free_port()
-    address = f"127.0.0.1:{port}"
-    _ray("start", "--head", f"--port={port}", "--num-cpus=1",
-         "--node-ip-address=127.0.0.1", "--include-dashboard=false",
-         "--disable-usage-stats")
-    try:
-        _ray("start", f"--address={address}", "--num-cpus=1",
-             "--node-ip-address=127.0.0.1")
-        yield address
-    finally:
-        ray.shutdown()
-        _ray("stop", "--force")
+from ray_cluster import cluster  # noqa: F401  (a fixture)
 
 
 @pytest.fixture
@@ -138,62 +100,62 @@ def test_a_run_on_ray_gives_the_same_clusters(cluster, images):
         ds.delete()
 
 
-def _actor_pids():
-    import psutil
+class _HeldPixels:
+    """Pixels whose batches wait until one worker has been killed: each
+    batch says which process runs it, then waits for the test's word, so
+    that the kill always lands in a running batch. Shipped to the workers
+    by value (they cannot import this module)."""
 
-    out = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmd = " ".join(proc.info["cmdline"] or [])
-        if "_EmbedActor" in cmd:
-            out.append(proc.info["pid"])
-    return out
-
-
-class _SlowPixels:
-    """Pixels, slowly: a batch takes long enough to be killed mid-way.
-    Shipped to the workers by value (they cannot import this module)."""
-
-    def __init__(self):
+    def __init__(self, folder):
         from image_clustering.embedders import get_embedder
 
         self.inner = get_embedder({"name": "pixels", "size": 16})
+        self.folder = folder
 
     def embed(self, paths, **kwargs):
-        time.sleep(0.5)
+        open(os.path.join(self.folder, f"running-{os.getpid()}"), "w").close()
+        released = os.path.join(self.folder, "killed")
+        deadline = time.time() + 120
+        while not os.path.exists(released) and time.time() < deadline:
+            time.sleep(0.05)
         return self.inner.embed(paths, **kwargs)
 
 
 def test_a_killed_worker_is_retried_and_the_result_is_the_same(cluster,
-                                                               images):
+                                                               images,
+                                                               tmp_path):
     from image_clustering.embedders.executors import local_executor
 
     import ray.cloudpickle
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     ids = [f"s{i}" for i in range(len(images))]
-    slow = _SlowPixels()
+    held = _HeldPixels(str(tmp_path))
     killed = []
 
-    def kill_one_actor():
+    def kill_a_running_worker():
         deadline = time.time() + 120
-        while time.time() < deadline and not killed:
-            pids = _actor_pids()
-            if pids:
-                time.sleep(1.0)
-                os.kill(pids[0], signal.SIGKILL)
-                killed.append(pids[0])
-            time.sleep(0.2)
+        while time.time() < deadline:
+            running = [f for f in os.listdir(tmp_path)
+                       if f.startswith("running-")]
+            if running:
+                pid = int(running[0].split("-")[1])
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                break
+            time.sleep(0.05)
+        open(tmp_path / "killed", "w").close()
 
-    killer = threading.Thread(target=kill_one_actor, daemon=True)
+    killer = threading.Thread(target=kill_a_running_worker, daemon=True)
     killer.start()
-    remote = _executor(cluster, concurrency=2, batch_size=4)(slow, ids,
+    remote = _executor(cluster, concurrency=2, batch_size=4)(held, ids,
                                                              images)
     killer.join(timeout=5)
 
-    assert killed, "no embedding actor was seen to kill"
+    assert killed, "no embedding worker was seen running a batch"
     assert remote.failures == {}
     assert np.array_equal(remote.vectors,
-                          local_executor(slow.inner, ids, images).vectors)
+                          local_executor(held.inner, ids, images).vectors)
 
 
 def test_a_killed_driver_leaves_the_dataset_as_it_was(cluster, images,

@@ -113,7 +113,7 @@ def test_failed_run_leaves_nothing_behind(two_groups):
 
 
 def test_failure_while_staging_rolls_back(two_groups, monkeypatch):
-    from image_clustering.clustering import store
+    from image_clustering.storage import transaction as store
 
     ic.compute_clusters(two_groups, "cache", **KMEANS2)  # fills the cache
     ic.delete_run(two_groups, "cache")

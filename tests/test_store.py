@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import image_clustering as ic
-from image_clustering.clustering import record, store
-from image_clustering.clustering.lease import Lease, _collection
+from image_clustering.storage import schema as record
+from image_clustering.storage import transaction as store
+from image_clustering.storage.lease import Lease, collection
 
 PIXELS8 = {"name": "pixels", "size": 8}
 KMEANS2 = dict(embedder=PIXELS8, reducer="none", method="kmeans",
@@ -37,7 +38,7 @@ def test_repair_reports_and_removes_what_killed_writes_left(zygote, shared):
     # killed while staging: a journal, a staging collection, a record
     for n in range(1, 20):
         _kill_at(zygote, ds, "k", n)
-        journal = _collection().find_one({"_id": ds._doc.id})["journal"]
+        journal = collection().find_one({"_id": ds._doc.id})["journal"]
         if journal and journal["state"] == "staging" and journal["record"]:
             break
     else:
@@ -79,7 +80,7 @@ def test_reads_finish_a_write_that_a_killed_process_committed(zygote,
     # find a kill point after the commit: the journal is committed
     for n in range(20, 60):
         _kill_at(zygote, ds, "k", n, n_clusters=3, overwrite=True)
-        journal = _collection().find_one({"_id": ds._doc.id})["journal"]
+        journal = collection().find_one({"_id": ds._doc.id})["journal"]
         if journal and journal["state"] == "committed":
             break
         ic.repair(ds)
@@ -94,7 +95,7 @@ def test_reads_finish_a_write_that_a_killed_process_committed(zygote,
     assert sorted(set(ds.values("k_cluster"))) == [0, 1, 2]
     run, rows = cluster_rows(ds, "k")
     assert sum(r["size"] for r in rows) == 24
-    assert _collection().find_one({"_id": ds._doc.id})["journal"] is None
+    assert collection().find_one({"_id": ds._doc.id})["journal"] is None
 
 
 def test_deleting_a_run_leaves_every_other_run_whole(two_groups):
@@ -157,7 +158,7 @@ def test_a_process_waiting_for_the_lock_says_so(two_groups):
 def test_an_expired_lease_of_another_machine_is_taken_over(two_groups):
     import datetime
 
-    _collection().update_one(
+    collection().update_one(
         {"_id": two_groups._doc.id},
         {"$set": {"owner": "someone", "host": "another-machine", "pid": 1,
                   "expires": datetime.datetime.utcnow() -
@@ -170,15 +171,17 @@ def test_an_expired_lease_of_another_machine_is_taken_over(two_groups):
 
 def test_the_write_is_checked_against_what_was_staged(two_groups,
                                                       monkeypatch):
-    real = store._merge
+    from image_clustering.storage import steps
+
+    real = steps._merge
 
     def merge_dropping_a_field(dataset, step):
         keys = dict(step["keys"])
         keys.pop(next(p for p in keys if p.endswith("_dist")))
         real(dataset, {**step, "keys": keys})
 
-    monkeypatch.setattr(store, "_merge", merge_dropping_a_field)
-    with pytest.raises(store.IntegrityError, match="k_dist has 0 of 24"):
+    monkeypatch.setattr(steps, "_merge", merge_dropping_a_field)
+    with pytest.raises(steps.IntegrityError, match="k_dist has 0 of 24"):
         ic.compute_clusters(two_groups, "k", **KMEANS2)
 
 

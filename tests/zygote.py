@@ -21,7 +21,7 @@ import traceback
 import fiftyone as fo  # noqa: F401  (imported once, before forking)
 
 import image_clustering as ic
-from image_clustering.clustering import runs
+from image_clustering.clustering import api as runs
 
 import pymongo.collection
 import pymongo.database
@@ -82,7 +82,7 @@ class KillSwitch:
 
             return run
 
-        for module, name in scopes or [(runs, "write_run"),
+        for module, name in scopes or [(runs, "store_run"),
                                        (runs, "rename_run"),
                                        (runs, "delete_run")]:
             setattr(module, name, scoped(getattr(module, name)))
@@ -116,7 +116,7 @@ def action_delete(dataset, key, kill_at=None):
 def action_embed(dataset, slice_size, kill_at=None):
     """Embeds with pixels8 and writes the cache every ``slice_size``
     images, killed at cache write ``kill_at``."""
-    from image_clustering.clustering import embeddings
+    from image_clustering.clustering import embed as embeddings
 
     embeddings.CACHE_SLICE = slice_size
     switch = KillSwitch(kill_at)
@@ -129,7 +129,7 @@ def action_embed(dataset, slice_size, kill_at=None):
 
 def action_import(folder, name, kill_at=None):
     """Builds dataset ``name`` from ``folder`` as the command line does."""
-    from image_clustering.clustering import datasets
+    from image_clustering.cli import folders as datasets
 
     switch = KillSwitch(kill_at)
     switch.install([(datasets, "dataset_from_folder")])

@@ -19,7 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..clustering import record, runs, store
+from ..embedders.images import file_identity
+from ..storage import schema
+from ..storage.transaction import Column
+from ..support import Reporter
 from ..units import Param, ParamError
 from .namers import get_namer
 
@@ -33,6 +36,12 @@ MAX_REQUESTS = Param("max_requests", "int", 200,
                      min=1)
 MAX_IMAGES = Param("max_images", "int", 2000,
                    "Refuse to send more images than this in one call", min=1)
+INCLUDE_NOISE = Param("include_noise", "bool", False,
+                      "Name the noise too")
+FORCE = Param("force", "bool", False,
+              "Ask again for clusters already named, even when their images "
+              "have not changed")
+LABEL_PARAMS = (PER_CLUSTER, MAX_REQUESTS, MAX_IMAGES, INCLUDE_NOISE, FORCE)
 
 
 def choose_images(run, per_cluster, clusters):
@@ -51,7 +60,7 @@ def choose_images(run, per_cluster, clusters):
                           for i in rows])
         order = [rows[j] for j in np.argsort(dists, kind="stable")]
         chosen = order[:near]
-        rest = [i for i in order if i not in set(chosen)]
+        rest = order[near:]
         chosen += _spread(rest, chosen, per_cluster - len(chosen), m)
         out[c] = [(m["id"][i], m["filepath"][i]) for i in chosen]
     return out
@@ -67,23 +76,30 @@ def _spread(candidates, chosen, k, m):
     if points is None or any(points[i] is None for i in candidates + chosen):
         steps = np.linspace(0, len(candidates) - 1, min(k, len(candidates)))
         return [candidates[int(round(s))] for s in steps]
-    xy = {i: np.asarray(points[i], float) for i in candidates + chosen}
+    return [candidates[i] for i in farthest_points(
+        np.asarray([points[i] for i in candidates], float),
+        np.asarray([points[i] for i in chosen], float).reshape(-1, 2), k)]
+
+
+def farthest_points(xy, seeds, k):
+    """Indices of ``k`` rows of ``xy`` chosen one by one, each the farthest
+    from the ``seeds`` and those chosen before it (the first row starts
+    when there are no seeds)."""
+    if len(seeds):
+        nearest = np.min(np.linalg.norm(
+            xy[:, None, :] - seeds[None, :, :], axis=2), axis=1)
+    else:
+        nearest = np.linalg.norm(xy - xy[0], axis=1)
     picked = []
-    seeds = chosen or [candidates[0]]
-    nearest = {i: min(np.linalg.norm(xy[i] - xy[s]) for s in seeds)
-               for i in candidates}
-    while len(picked) < k and nearest:
-        far = max(nearest, key=nearest.get)
+    for _ in range(min(k, len(xy))):
+        far = int(np.argmax(nearest))
         picked.append(far)
-        del nearest[far]
-        for i in nearest:
-            nearest[i] = min(nearest[i], np.linalg.norm(xy[i] - xy[far]))
+        nearest = np.minimum(nearest, np.linalg.norm(xy - xy[far], axis=1))
+        nearest[picked] = -1.0
     return picked
 
 
 def _cache_key(namer, images):
-    from ..clustering.embeddings import file_identity
-
     basis = {"namer": namer.fingerprint(),
              "images": [(i, file_identity(p)) for i, p in images]}
     return hashlib.sha1(json.dumps(basis, sort_keys=True,
@@ -91,60 +107,57 @@ def _cache_key(namer, images):
 
 
 def plan_labelling(run, namer, per_cluster=8, clusters=None,
-                   include_noise=False):
+                   include_noise=False, force=False):
     """Which clusters would be sent and with which images; what is cached.
     Returns ``(todo, cached, images)`` where ``todo`` maps cluster ->
     cache key and ``images`` maps cluster -> its images."""
-    wanted = set(clusters) if clusters is not None else \
-        {c["id"] for c in run.clusters}
+    wanted = set(run.check_clusters(clusters)) if clusters is not None \
+        else set(run.cluster_ids())
     if include_noise and run.metrics["n_noise"]:
         wanted.add(-1)
-    known = {c["id"] for c in run.clusters} | {-1}
-    unknown = sorted(wanted - known)
-    if unknown:
-        raise ParamError(f"clusters: run '{run.key}' has no cluster "
-                         + ", ".join(map(str, unknown)))
     images = choose_images(run, per_cluster, wanted)
     names = run.results.get("names") or {}
     todo, cached = {}, []
     for c in sorted(images):
         key = _cache_key(namer, images[c])
-        if (names.get(str(c)) or {}).get("key") == key:
+        if not force and (names.get(str(c)) or {}).get("key") == key:
             cached.append(c)
         else:
             todo[c] = key
     return todo, cached, images
 
 
-def estimate(samples, run_key, namer="openai", per_cluster=8, clusters=None,
-             include_noise=False, **namer_params):
-    """How many requests and images a labelling would send, before
-    sending anything: ``{"requests", "images", "cached"}``."""
-    run = runs.load_run(samples, run_key)
+def estimate(run, namer="openai", per_cluster=8, clusters=None,
+             include_noise=False, force=False, max_requests=None,
+             max_images=None, **namer_params):
+    """How many requests and images a labelling of ``run`` would send,
+    before sending anything: ``{"requests", "images", "cached"}``."""
     namer = get_namer(namer, **namer_params)
     todo, cached, images = plan_labelling(
         run, namer, PER_CLUSTER.clean("label_clusters", per_cluster),
-        clusters, include_noise)
+        clusters, INCLUDE_NOISE.clean("label_clusters", include_noise),
+        FORCE.clean("label_clusters", force))
     return {"requests": len(todo),
             "images": sum(len(images[c]) for c in todo),
             "cached": len(cached)}
 
 
-def label_clusters(samples, run_key, namer="openai", per_cluster=8,
-                   clusters=None, include_noise=False, api_key=None,
+def label_clusters(run, namer="openai", per_cluster=8, clusters=None,
+                   include_noise=False, force=False, api_key=None,
                    max_requests=200, max_images=2000, progress=None,
                    **namer_params):
-    """Names the clusters of run ``run_key``.
+    """Names the clusters of ``run``.
 
     Args:
-        samples: the run's dataset (or a view of it)
-        run_key: the run
+        run: a :class:`~image_clustering.ClusterRun`
         namer: ``"openai"`` (a vision LLM behind any OpenAI-compatible API)
             or ``"zero_shot"`` (CLIP/SigLIP and a vocabulary), or a
             ``{"name": ..., **params}`` dict
         per_cluster: images per cluster
         clusters: the cluster ids to name (default: all but noise)
         include_noise: name the noise too
+        force: ask again for clusters already named, even when their
+            images have not changed
         api_key: for ``openai``; else ``OPENAI_API_KEY`` (never stored)
         max_requests, max_images: refuse a call that would send more
         progress: ``True`` for a bar, or ``progress(fraction, message)``
@@ -156,26 +169,25 @@ def label_clusters(samples, run_key, namer="openai", per_cluster=8,
         cluster ids named now, those unchanged since the last time, failures
         with their reasons, what was sent, and the updated run
     """
-    from ..clustering.pipeline import Reporter
-
     report = Reporter(progress)
     per_cluster = PER_CLUSTER.clean("label_clusters", per_cluster)
+    include_noise = INCLUDE_NOISE.clean("label_clusters", include_noise)
     max_requests = MAX_REQUESTS.clean("label_clusters", max_requests)
     max_images = MAX_IMAGES.clean("label_clusters", max_images)
     namer = get_namer(namer, api_key=api_key, **namer_params)
-    run = runs.load_run(samples, run_key)
-    todo, cached, images = plan_labelling(run, namer, per_cluster, clusters,
-                                          include_noise)
+    todo, cached, images = plan_labelling(
+        run, namer, per_cluster, clusters, include_noise,
+        FORCE.clean("label_clusters", force))
     n_images = sum(len(images[c]) for c in todo)
     if len(todo) > max_requests or n_images > max_images:
         raise ParamError(
             f"max_requests/max_images: this would send {len(todo)} "
             f"request(s) with {n_images} image(s), over the limits of "
             f"{max_requests} and {max_images}; raise them or name fewer "
-            "clusters")
+            "clusters", "max_requests")
     report(0.0, f"naming {len(todo)} cluster(s): {len(todo)} request(s), "
            f"{n_images} image(s); {len(cached)} unchanged")
-    names = {k: dict(v) for k, v in (run.results.get("names") or {}).items()}
+    names = {k: dict(v) for k, v in run.names.items()}
     got, failed = _ask(namer, run, todo, images, names, report)
     for c, answer in got.items():
         names[str(c)] = {**answer, "key": todo[c],
@@ -184,7 +196,7 @@ def label_clusters(samples, run_key, namer="openai", per_cluster=8,
     updated = run
     if got:
         report(0.9, "writing names")
-        updated = _store_names(samples, run, names)
+        updated = _store_names(run, names)
     report(1.0, "done")
     return {"named": sorted(got), "cached": cached, "failed": failed,
             "requests": len(todo), "images": n_images, "run": updated}
@@ -232,34 +244,28 @@ def _reason(error):
     return f"{type(error).__name__}: {error}"
 
 
-def _store_names(samples, run, names, progress=None):
+def _store_names(run, names, progress=None):
     """Writes ``names`` into the run's results and its members' ``label``
     field, in one transaction."""
     m = run.members()
     labels = [(names.get(str(c)) or {}).get("name") if c is not None
               else None for c in m["cluster"]]
-    prefix = run.fields["cluster"].rsplit(".", 1)[-1][: -len("_cluster")]
-    path = run.fields.get("label") or record.field_path(
-        prefix, "label", run.labels_path)
-    column = store.Column("label", path, labels)
+    column = Column("label", schema.owned_path(run.config, "label"), labels)
     results = {**run.results, "names": names}
-    return runs.amend_run(samples, run, m["id"], [column], results,
-                          replace=True, progress=progress)
+    return run.amend(m["id"], [column], results, replace=True,
+                     progress=progress)
 
 
-def name_cluster(samples, run_key, cluster, name, description=None):
-    """Names (or renames) cluster ``cluster`` of run ``run_key`` by hand.
-    Returns the updated run."""
-    run = runs.load_run(samples, run_key)
-    if int(cluster) not in {c["id"] for c in run.clusters} | {-1}:
-        raise ParamError(f"cluster: run '{run_key}' has no cluster "
-                         f"{cluster}")
+def name_cluster(run, cluster, name, description=None):
+    """Names (or renames) cluster ``cluster`` of ``run`` by hand. Returns
+    the updated run."""
+    (cluster,) = run.check_clusters([cluster], "cluster")
     if not isinstance(name, str) or not name.strip():
-        raise ParamError("name: give a non-empty name")
-    names = {k: dict(v) for k, v in (run.results.get("names") or {}).items()}
-    entry = names.get(str(int(cluster)), {})
-    names[str(int(cluster))] = {
+        raise ParamError("name: give a non-empty name", "name")
+    names = {k: dict(v) for k, v in run.names.items()}
+    entry = names.get(str(cluster), {})
+    names[str(cluster)] = {
         **entry, "name": name.strip(),
         "description": entry.get("description", "") if description is None
         else description, "key": None, "namer": {"namer": "by hand"}}
-    return _store_names(samples, run, names)
+    return _store_names(run, names)

@@ -114,10 +114,14 @@ def sync_with_folder(dataset, folder):
     digest = folder_digest(images)
     if source.get("digest") == digest:
         return None
-    on_disk = {path: label for path, label in images}
-    known = set(dataset.values("filepath"))
-    added = [(p, on_disk[p]) for p in on_disk if p not in known]
-    removed = [p for p in known if p not in on_disk]
+    on_disk = {os.path.realpath(path): (path, label)
+               for path, label in images}
+    known = {os.path.realpath(p) for p in dataset.values("filepath")}
+    added = [on_disk[p] for p in on_disk if p not in known]
+    # Said only of files that are really gone: a sample whose file lies
+    # elsewhere (added by hand) is neither new nor missing.
+    removed = [p for p in known if p not in on_disk
+               and not os.path.exists(p)]
     label_field = source.get("label_field", "ground_truth")
     if added:
         dataset.add_samples(_samples_for(added, label_field), progress=False)

@@ -1,21 +1,32 @@
 """What uniqueness and duplicates share: where the vectors come from, the
 checks before any work, and the stored run around the results."""
 
-from ..clustering import record
-from ..clustering.embeddings import check_embeddings_field, label_list_path
-from ..clustering.pipeline import (
-    BATCH_SIZE,
-    DECODE,
-    NUM_WORKERS,
+from ..clustering.embed import (
+    check_embeddings_field,
     embed_samples,
-    library_versions,
-    plain,
-    plugin_version,
+    label_list_path,
     skipped_summary,
 )
 from ..clustering.presets import DEFAULT_PRESET, PRESETS
+from ..clustering.request import (
+    BATCH_SIZE,
+    DECODE,
+    EMBEDDINGS_FIELD,
+    EXECUTOR,
+    NUM_WORKERS,
+    RAY_ADDRESS,
+)
 from ..embedders import get_embedder
-from ..embedders.ray_executor import get_executor
+from ..embedders.executors import get_executor
+from ..storage import schema as record
+from ..support import library_versions, plugin_version
+from ..support import to_json as plain
+
+
+#: Where the vectors of a uniqueness or duplicates run come from, beside
+#: the embedder.
+SOURCE_PARAMS = (EMBEDDINGS_FIELD, NUM_WORKERS, BATCH_SIZE, DECODE, EXECUTOR,
+                 RAY_ADDRESS)
 
 
 class Source:
@@ -51,8 +62,8 @@ class Source:
 
     @property
     def single(self):
-        return bool(self.labels_path) and \
-            self.labels_path == self.patches_field
+        return record.is_single_object({"patches": {
+            "field": self.patches_field, "path": self.labels_path}})
 
     def embed(self, report, share, minimum=1):
         return embed_samples(self.samples, self.embedder,

@@ -12,6 +12,7 @@ size (``benchmarks/map_cost.py``); the run records how the map was made.
 import numpy as np
 
 from ..units import ParamError
+from .neighbors import Neighbors
 from .reducers import PCAReducer, TSNEReducer, UMAPReducer
 
 MAP_METHODS = ("auto", "umap", "tsne", "pca", "none")
@@ -43,7 +44,7 @@ def map_points(X, map_method, seed, progress=None):
     if map_method == "auto" and X.shape[1] == 2:
         return np.asarray(X, dtype=np.float32), {"method": "clustered space"}
     if map_method == "pca":
-        return (PCAReducer(n_components=2).fit_transform(X, seed)[0],
+        return (PCAReducer(n_components=2, random_state=seed).fit_transform(X),
                 {"method": "pca"})
     method = "tsne" if map_method == "tsne" else "umap"
     rng = np.random.default_rng(seed)
@@ -51,11 +52,12 @@ def map_points(X, map_method, seed, progress=None):
         X = _pca50(X, rng, seed)
     sample = np.sort(rng.choice(n, MAP_SAMPLE, replace=False)) \
         if n > MAP_SAMPLE else np.arange(n)
-    layout = TSNEReducer() if method == "tsne" else UMAPReducer(
-        n_components=2, n_neighbors=15, min_dist=0.1, n_epochs=MAP_EPOCHS)
+    layout = TSNEReducer(random_state=seed) if method == "tsne" else \
+        UMAPReducer(n_components=2, n_neighbors=15, min_dist=0.1,
+                    n_epochs=MAP_EPOCHS, random_state=seed)
     if progress is not None:
         progress(0.0, f"2-D map: {method} of {len(sample)} points")
-    placed = layout.fit_transform(X[sample], seed)[0]
+    placed = layout.fit_transform(X[sample])
     facts = {"method": method, "fitted_on": int(len(sample)),
              **({"epochs": MAP_EPOCHS} if method == "umap" else {}),
              "placed_by_neighbours": int(n - len(sample))}
@@ -87,13 +89,20 @@ def _pca50(X, rng, seed):
 
 
 def _place_rest(X, sample, placed):
-    from .neighbors import Neighbors
+    points = place_by_neighbours(X[sample], placed, X)
+    points[sample] = placed
+    return points
 
-    index = Neighbors().fit(X[sample])
-    k = min(PLACE_NEIGHBORS, len(sample))
+
+def place_by_neighbours(X_known, points_known, X, k=PLACE_NEIGHBORS):
+    """Positions on a 2-D map for the rows of ``X``: the distance-weighted
+    mean position of their ``k`` nearest known points (``X_known``, placed
+    at ``points_known``)."""
+    index = Neighbors().fit(X_known)
+    k = min(k, len(X_known))
     idx, dist = index.search(X, k)
     weights = 1.0 / (dist.astype(np.float64) + 1e-6)
-    points = (placed[idx] * weights[..., None]).sum(axis=1) / \
+    points = (np.asarray(points_known, np.float64)[idx]
+              * weights[..., None]).sum(axis=1) / \
         weights.sum(axis=1, keepdims=True)
-    points[sample] = placed
     return points.astype(np.float32)

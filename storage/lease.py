@@ -35,7 +35,7 @@ def lease_seconds():
     return float(os.environ.get("IMAGE_CLUSTERING_LEASE_SECONDS", "30"))
 
 
-def _collection():
+def collection():
     from fiftyone.core.odm import get_db_conn
 
     return get_db_conn()[COLLECTION]
@@ -50,12 +50,26 @@ def _process_started(pid):
         return None
 
 
-_HOST = socket.gethostname()
+def _host_identity():
+    """This host as far as process ids go: its name and its PID namespace.
+    Containers that share a host name but not a PID namespace cannot see
+    each other's processes, so they must not judge each other's holders
+    by pid."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = None
+    name = socket.gethostname()
+    return f"{name}/{namespace}" if namespace else name
+
+
+_HOST = _host_identity()
 
 
 def holder_is_gone(doc):
-    """Whether the holder recorded in ``doc`` is a process of this host that
-    no longer runs (a recycled pid has another start time)."""
+    """Whether the holder recorded in ``doc`` is a process of this host (and
+    PID namespace) that no longer runs (a recycled pid has another start
+    time)."""
     if not doc or doc.get("host") != _HOST or not doc.get("pid"):
         return False
     started = _process_started(doc["pid"])
@@ -84,7 +98,7 @@ class Lease:
         self.dataset = dataset
         self.purpose = purpose
         self.owner = uuid.uuid4().hex
-        self._coll = _collection()
+        self._coll = collection()
         self._id = dataset._doc.id
         self._lost = threading.Event()
         self._stop = threading.Event()
@@ -205,6 +219,21 @@ class Lease:
                 "this write was committed"
             )
 
+    def confirm(self):
+        """Renews the lease in the database and raises :class:`LeaseLost`
+        unless it is still this holder's: called before each step of a
+        committed write, so that a holder that stalled past its lease (and
+        whose heartbeat has not noticed yet) applies nothing more."""
+        self.check()
+        ttl_ms = int(lease_seconds() * 1000)
+        result = self._coll.update_one(
+            {"_id": self._id, "owner": self.owner},
+            [{"$set": {"expires": {"$add": ["$$NOW", ttl_ms]}}}],
+        )
+        if result.matched_count == 0:
+            self._lost.set()
+            self.check()
+
     def update_journal(self, changes):
         """Sets ``journal.<k>`` for each item of ``changes`` (or the whole
         journal with ``{"journal": ...}``), only while the lease is ours."""
@@ -234,12 +263,12 @@ class Lease:
 
 def current_holder(dataset):
     """The lease document of ``dataset`` if a live process holds it."""
-    doc = _collection().find_one({"_id": dataset._doc.id})
+    doc = collection().find_one({"_id": dataset._doc.id})
     if not doc or not doc.get("owner"):
         return None
     from fiftyone.core.odm import get_db_conn
 
-    now = get_db_conn().command("isMaster").get("localTime")
+    now = get_db_conn().command("hello").get("localTime")
     expires = doc.get("expires")
     if expires is not None and now is not None and expires < now:
         return None
@@ -247,7 +276,3 @@ def current_holder(dataset):
         return None
     return doc
 
-
-def forget(dataset_id):
-    """Removes the lease document of a deleted dataset."""
-    _collection().delete_one({"_id": dataset_id})

@@ -29,10 +29,10 @@ UNIQUENESS_KIND = "image_clustering_uniqueness"
 RUN_KINDS = (RUN_KIND, DUPLICATES_KIND, UNIQUENESS_KIND)
 RECORD_VERSION = 2
 
-# Staged fields and records carry this prefix until the write that made
-# them is committed; the store removes any it finds without a live owner.
+# Versions before the staging collection staged values in fields with this
+# prefix; repair removes any such field a killed write of theirs left, and
+# no run key or prefix may take it.
 STAGING_PREFIX = "imgclust_tmp_"
-
 
 class FieldKind:
     """The FiftyOne type of one field suffix and how it is described."""
@@ -93,6 +93,20 @@ UNIQUENESS_FIELD_KINDS = {
     ),
 }
 
+# The field kinds of each run kind.
+KIND_FIELDS = {
+    RUN_KIND: FIELD_KINDS,
+    DUPLICATES_KIND: DUPLICATE_FIELD_KINDS,
+    UNIQUENESS_KIND: UNIQUENESS_FIELD_KINDS,
+}
+
+
+def field_kind(run_kind, suffix):
+    """The :class:`FieldKind` of field ``suffix`` of a run of
+    ``run_kind``."""
+    return KIND_FIELDS[run_kind][suffix]
+
+
 # The fields a clustering writes; later steps add their own.
 CLUSTERING_SUFFIXES = ("cluster", "dist", "sim", "size", "prob", "outlier")
 
@@ -133,26 +147,24 @@ def field_info(run_key, run_id, kind=RUN_KIND):
 def validate_run_key(key):
     """Raises unless ``key`` can name a run."""
     if not isinstance(key, str) or not key:
-        raise ParamError(f"run key must be a non-empty string, got {key!r}")
+        raise ParamError(f"run key must be a non-empty string, got {key!r}",
+                         "run_key")
     if not key.isidentifier():
         raise ParamError(
             f"run key {key!r} must be a valid Python identifier (letters, "
-            "digits and underscores, not starting with a digit)"
-        )
+            "digits and underscores, not starting with a digit)", "run_key")
     if key.startswith("_") or key.startswith(STAGING_PREFIX):
         raise ParamError(
             f"run key {key!r} must not start with '_' or "
-            f"'{STAGING_PREFIX}'"
-        )
+            f"'{STAGING_PREFIX}'", "run_key")
 
 
 def validate_prefix(prefix):
-    if not isinstance(prefix, str) or not prefix.isidentifier():
-        raise ParamError(f"field_prefix {prefix!r} must be an identifier")
-    if prefix.startswith(STAGING_PREFIX):
-        raise ParamError(
-            f"field_prefix {prefix!r} must not start with '{STAGING_PREFIX}'"
-        )
+    if not isinstance(prefix, str) or not prefix.isidentifier() or \
+            prefix.startswith(STAGING_PREFIX):
+        raise ParamError(f"field_prefix {prefix!r} must be an identifier "
+                         f"not starting with '{STAGING_PREFIX}'",
+                         "field_prefix")
 
 
 def labels_path_of(config):
@@ -165,3 +177,27 @@ def patches_field_of(config):
 
 def brain_key_of(config):
     return (config.get("map") or {}).get("brain_key")
+
+
+def is_single_object(config):
+    """Whether an object run clustered a single Detection per sample (the
+    labels path is the field itself) rather than a Detections list."""
+    path = labels_path_of(config)
+    return bool(path) and path == patches_field_of(config)
+
+
+def prefix_of(config):
+    """The prefix of the run's field names (``K`` of ``K_cluster``)."""
+    prefix = config.get("field_prefix")
+    if prefix:
+        return prefix
+    cluster = (config.get("fields") or {}).get("cluster", "")
+    return cluster.rsplit(".", 1)[-1][: -len("_cluster")]
+
+
+def owned_path(config, suffix):
+    """The path of the run's field ``suffix``: the one it wrote, else where
+    it would write it."""
+    fields = config.get("fields") or {}
+    return fields.get(suffix) or field_path(prefix_of(config), suffix,
+                                            labels_path_of(config))

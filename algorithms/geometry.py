@@ -82,6 +82,19 @@ def measure(X, labels):
     noise) over the rows of ``X``, in chunks."""
     k = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
     centres, sizes = cluster_means(X, labels, k)
+    dist, sim = distances_to(X, labels, centres)
+    member = labels >= 0
+    size = np.empty(len(X), dtype=np.int64)
+    size[member] = sizes[labels[member]]
+    size[~member] = int((~member).sum())
+    return Geometry(labels, centres, sizes, dist, sim, size)
+
+
+def distances_to(X, labels, centres):
+    """``(dist, sim)``: each row's Euclidean distance and cosine similarity
+    to the centre of its cluster (``centres[label]``), NaN for noise, in
+    chunks."""
+    centres = np.asarray(centres, dtype=np.float64)
     dist = np.full(len(X), np.nan)
     sim = np.full(len(X), np.nan)
     for start in range(0, len(X), MEASURE_CHUNK):
@@ -98,9 +111,28 @@ def measure(X, labels):
         # A zero vector has no direction: its similarity is undefined.
         sim[start + member] = np.where(
             norms > 0, dots / np.where(norms > 0, norms, 1), np.nan)
+    return dist, sim
 
-    member = labels >= 0
-    size = np.empty(len(X), dtype=np.int64)
-    size[member] = sizes[labels[member]]
-    size[~member] = int((~member).sum())
-    return Geometry(labels, centres, sizes, dist, sim, size)
+
+def nearest_to_centre(members, per_cluster=1):
+    """``{cluster_id: [(id, filepath), ...]}`` with the ``per_cluster``
+    members of each cluster nearest its centre, nearest first. Noise has no
+    centre and no representatives.
+
+    Args:
+        members: parallel lists ``id``, ``filepath``, ``cluster`` and
+            ``dist`` (a run's members)
+        per_cluster: how many per cluster
+    """
+    ranked = sorted(
+        (c, d, sid, p)
+        for sid, p, c, d in zip(members["id"], members["filepath"],
+                                members["cluster"], members["dist"])
+        if c is not None and c >= 0 and d is not None
+    )
+    out = {}
+    for c, _, sid, path in ranked:
+        chosen = out.setdefault(c, [])
+        if len(chosen) < per_cluster:
+            chosen.append((sid, path))
+    return out

@@ -12,6 +12,7 @@ pickles as its data and rebuilds the index when loaded.
 import numpy as np
 
 from ..units import ParamError
+from .kmeans import KMeans
 
 # Up to this many points a search is exact; above, an IVF index is used.
 EXACT_LIMIT = 200_000
@@ -83,8 +84,6 @@ class Neighbors:
         if exact:
             index = faiss.IndexFlatL2(d)
         else:
-            from .kmeans import KMeans
-
             nlist = int(min(max(16, 4 * np.sqrt(n)), n // 39 or 1))
             # Coarse cells need no careful seeding: random starts, as
             # faiss's own IVF training does, cost nothing at a million.

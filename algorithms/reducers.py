@@ -1,25 +1,61 @@
-"""Dimensionality reducers: PCA, UMAP and t-SNE, chainable.
+"""Dimensionality reducers: PCA, UMAP and t-SNE, chainable, as
+scikit-learn estimators.
 
-Each reducer is a unit with ``fit_transform(X, seed)`` returning the reduced
-array and a small dict of facts worth storing with the run (the components
-PCA kept, the variance they explain, ...); the fitted model is kept in
-``model_``. scikit-learn and umap are imported only when a reducer runs.
+Each reducer is a unit (``random_state`` among its parameters):
+``fit_transform(X)`` returns the reduced array and keeps the fitted
+library model in ``model_`` and a small dict of facts worth storing with
+the run in ``facts_`` (the components PCA kept, the variance they
+explain, ...); ``transform(X)`` reduces new points where the method can
+(``can_transform``; t-SNE cannot). scikit-learn and umap are imported only
+when a reducer runs.
 """
 
 import numpy as np
 
 from ..units import Param, ParamError, Unit, build_unit
+from .neighbors import Neighbors, knn_graph
+from .umap_runtime import load_umap
 
 DISTANCE_METRICS = ("euclidean", "cosine", "manhattan", "correlation")
 # Metrics whose neighbour graph comes from faiss; others use umap's own.
 NEIGHBOR_METRICS = ("euclidean", "cosine")
-
+INPUT_METRIC = Param("metric", "choice", "euclidean",
+                     "Distance between input vectors",
+                     choices=DISTANCE_METRICS)
 
 class Reducer(Unit):
+    SEEDED = True
+    #: Whether :meth:`transform` can reduce points the fit did not see.
+    can_transform = True
     model_ = None
+    facts_ = None
 
-    def fit_transform(self, X, seed, progress=None):
+    def fit(self, X, progress=None):
+        self.fit_transform(X, progress=progress)
+        return self
+
+    def fit_transform(self, X, progress=None):
         raise NotImplementedError
+
+    def transform(self, X):
+        if not self.can_transform:
+            raise ParamError(f"{self.name}: cannot place new points (it has "
+                             "no transform)")
+        return np.asarray(self.model_.transform(X), dtype=np.float32)
+
+    def portable(self):
+        """The fitted reducer as plain data and library objects (nothing
+        of this package), for :func:`restore`."""
+        return {"name": self.name, "params": self.spec()["params"],
+                "model": self._portable_model() if self.can_transform
+                else None}
+
+    def _portable_model(self):
+        return self.model_
+
+    def _restored(self, model):
+        self.model_ = model
+        return self
 
 
 class PCAReducer(Reducer):
@@ -47,21 +83,21 @@ class PCAReducer(Reducer):
                 f"fraction between 0 and 1, got {k!r}"
             )
 
-    def fit_transform(self, X, seed, progress=None):
+    def fit_transform(self, X, progress=None):
         from sklearn.decomposition import PCA
 
         k = self.params["n_components"]
         if isinstance(k, int):
             k = min(k, X.shape[0], X.shape[1])
-        pca = PCA(
-            n_components=k, whiten=self.params["whiten"], random_state=seed
-        )
+        pca = PCA(n_components=k, whiten=self.params["whiten"],
+                  random_state=self.random_state)
         Y = pca.fit_transform(X)
         self.model_ = pca
-        return Y.astype(np.float32), {
+        self.facts_ = {
             "n_components": int(pca.n_components_),
             "explained_variance": float(pca.explained_variance_ratio_.sum()),
         }
+        return Y.astype(np.float32)
 
 
 class UMAPReducer(Reducer):
@@ -84,13 +120,7 @@ class UMAPReducer(Reducer):
             "How tightly points may pack (0 suits clustering)",
             min=0.0,
         ),
-        Param(
-            "metric",
-            "choice",
-            "euclidean",
-            "Distance between input vectors",
-            choices=DISTANCE_METRICS,
-        ),
+        INPUT_METRIC,
         Param(
             "n_epochs",
             "int",
@@ -101,10 +131,8 @@ class UMAPReducer(Reducer):
         ),
     )
 
-    def fit_transform(self, X, seed, progress=None):
+    def fit_transform(self, X, progress=None):
         import warnings
-
-        from .umap_runtime import load_umap
 
         umap = load_umap()
         n = X.shape[0]
@@ -122,12 +150,11 @@ class UMAPReducer(Reducer):
         # points below 4,096 of them (minutes), and compiles its neighbour
         # descent afresh in every process above.
         if metric in NEIGHBOR_METRICS:
-            from .neighbors import knn_graph
-
             if progress is not None:
                 progress(0.0, f"UMAP: {n_neighbors} nearest neighbours of "
                          f"{n} points")
-            knn = knn_graph(X, n_neighbors, metric=metric, seed=seed or 0)
+            knn = knn_graph(X, n_neighbors, metric=metric,
+                            seed=self.random_state or 0)
         if progress is not None:
             progress(0.3, f"UMAP: laying out {n} points in {n_components}-D")
         model = umap.UMAP(
@@ -136,10 +163,10 @@ class UMAPReducer(Reducer):
             min_dist=self.params["min_dist"],
             metric=metric,
             n_epochs=self.params["n_epochs"],
-            random_state=seed,
+            random_state=self.random_state,
             # With a seed umap runs single-threaded anyway; saying so keeps
             # it from warning on every run.
-            n_jobs=1 if seed is not None else -1,
+            n_jobs=1 if self.random_state is not None else -1,
             precomputed_knn=knn,
             force_approximation_algorithm=knn[0] is not None,
         )
@@ -148,7 +175,35 @@ class UMAPReducer(Reducer):
             warnings.filterwarnings("ignore", message=".*NNDescent.*")
             Y = model.fit_transform(X)
         self.model_ = model
-        return Y.astype(np.float32), {"n_neighbors": n_neighbors}
+        self.facts_ = {"n_neighbors": n_neighbors}
+        return Y.astype(np.float32)
+
+    def transform(self, X):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*NNDescent.*")
+            return super().transform(X)
+
+    def _portable_model(self):
+        """The UMAP model without its neighbour index, which is this
+        package's (:class:`.neighbors.Neighbors`): rebuilt from the model's
+        own data when restored."""
+        import copy
+
+        stripped = copy.copy(self.model_)
+        stripped._knn_search_index = None
+        stripped.knn_search_index = None
+        stripped.precomputed_knn = (None, None, None)
+        return stripped
+
+    def _restored(self, model):
+        metric = model.metric if model.metric in NEIGHBOR_METRICS \
+            else "euclidean"
+        model._knn_search_index = Neighbors(metric=metric).fit(
+            model._raw_data)
+        self.model_ = model
+        return self
 
 
 class TSNEReducer(Reducer):
@@ -164,17 +219,12 @@ class TSNEReducer(Reducer):
             "Effective number of neighbours",
             min=1.0,
         ),
-        Param(
-            "metric",
-            "choice",
-            "euclidean",
-            "Distance between input vectors",
-            choices=DISTANCE_METRICS,
-        ),
+        INPUT_METRIC,
         Param("max_iter", "int", 1000, "Optimisation steps", min=250),
     )
+    can_transform = False
 
-    def fit_transform(self, X, seed, progress=None):
+    def fit_transform(self, X, progress=None):
         from sklearn.manifold import TSNE
 
         n = X.shape[0]
@@ -186,10 +236,11 @@ class TSNEReducer(Reducer):
             max_iter=self.params["max_iter"],
             init="pca",
             learning_rate="auto",
-            random_state=seed,
+            random_state=self.random_state,
         )
         Y = model.fit_transform(X)
-        return Y.astype(np.float32), {"perplexity": float(perplexity)}
+        self.facts_ = {"perplexity": float(perplexity)}
+        return Y.astype(np.float32)
 
 
 REDUCERS = {
@@ -209,6 +260,14 @@ def get_reducers(spec):
     if not isinstance(spec, (list, tuple)):
         spec = [spec]
     return [build_unit(REDUCERS, "reducer", s) for s in spec]
+
+
+def restore(portable):
+    """A fitted reducer from :meth:`Reducer.portable`, built again from the
+    registry by its name."""
+    unit = build_unit(REDUCERS, "reducer", portable["name"],
+                      **portable["params"])
+    return unit._restored(portable["model"])
 
 
 def l2_normalize(X):

@@ -17,16 +17,23 @@ still describes its vector). Vectors are written in slices as embedding
 goes, so a killed run keeps what it had embedded.
 """
 
-import hashlib
-import os
+import logging
 
 import numpy as np
 
 from ..embedders import get_embedder
-from ..embedders.images import Crop
+from ..embedders.executors import local_executor
+from ..embedders.images import Crop, file_identity
+from ..storage import vector_cache
+from ..storage.sample_io import decode_vector, iter_rows, read_vectors
+from ..storage.vector_cache import fingerprint_of, identity_field
+from ..support import count_reasons
 from ..units import ParamError
-from . import record
-from .columns import iter_rows, read_vectors, write_by_id
+
+logger = logging.getLogger(__name__)
+
+# How many skipped samples are listed one by one in a run's results.
+MAX_SKIPPED_LISTED = 1000
 
 # Images embedded between two cache writes.
 CACHE_SLICE = 4096
@@ -62,26 +69,6 @@ class Embeddings:
         return max(0, len(self.ids) - self.computed)
 
 
-def file_identity(path):
-    """A short hash of ``path`` and its size and modification time, or
-    ``None`` when the file cannot be read."""
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError, TypeError):
-        return None
-    key = f"{path}\0{st.st_size}\0{st.st_mtime_ns}"
-    return hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:20]
-
-
-def identity_field(field):
-    return f"{field}_file"
-
-
-def fingerprint_of(dataset, field):
-    f = dataset.get_field(field)
-    return (f.info or {}).get("fingerprint") if f is not None else None
-
-
 def check_embeddings_field(samples, embedder, field):
     """Raises before any work if ``field`` cannot hold (with an embedder) or
     provide (without one) vectors. Returns the field name to use."""
@@ -91,19 +78,17 @@ def check_embeddings_field(samples, embedder, field):
     if embedder is None:
         if not field:
             raise ParamError(
-                "give an embedder or an existing 'embeddings_field'"
-            )
+                "give an embedder or an existing 'embeddings_field'",
+                "embedder")
         f = dataset.get_field(field)
         if f is None:
             raise ParamError(
                 f"embeddings_field '{field}' does not exist on dataset "
-                f"'{dataset.name}'"
-            )
+                f"'{dataset.name}'", "embeddings_field")
         if not isinstance(f, (fo.VectorField, fo.ListField)):
             raise ParamError(
                 f"embeddings_field '{field}' is a {type(f).__name__}, not a "
-                "vector field"
-            )
+                "vector field", "embeddings_field")
         return field
 
     field = field or embedder.field_name
@@ -112,32 +97,27 @@ def check_embeddings_field(samples, embedder, field):
         raise ParamError(
             f"embeddings_field {field!r} must be a top-level field name "
             "(letters, digits and underscores): computed embeddings are "
-            "never written inside another field"
-        )
-    if record.is_staging_name(field):
-        raise ParamError(f"embeddings_field {field!r} is a reserved name")
+            "never written inside another field", "embeddings_field")
     existing = dataset.get_field(field)
     if existing is not None:
         if not isinstance(existing, fo.VectorField):
             raise ParamError(
                 f"embeddings_field '{field}' is a {type(existing).__name__}, "
                 "not a vector field; computed embeddings need a field of "
-                "their own"
-            )
+                "their own", "embeddings_field")
         found = fingerprint_of(dataset, field)
         if found != embedder.fingerprint():
             raise ParamError(
                 f"field '{field}' already holds embeddings from another "
-                f"source ({found or 'no fingerprint'}); pass "
-                "embeddings_field= a new name, or delete the field to "
-                "recompute it"
-            )
+                f"source ({found or 'no fingerprint'}); give another "
+                "embeddings field, or delete the field to recompute it",
+                "embeddings_field")
     sidecar = dataset.get_field(identity_field(field))
     if sidecar is not None and not isinstance(sidecar, fo.StringField):
         raise ParamError(
             f"field '{identity_field(field)}' exists and is not the file "
-            f"identity of the cached embeddings in '{field}'"
-        )
+            f"identity of the cached embeddings in '{field}'",
+            "embeddings_field")
     return field
 
 
@@ -167,7 +147,8 @@ def get_embeddings(
         source = {"embedder": None,
                   "fingerprint": fingerprint_of(samples._dataset, field),
                   "field": field}
-        return Embeddings(ids, vectors, skipped, field, source, 0)
+        return Embeddings(ids, vectors, skipped, field, source, 0,
+                          skipped_paths=_paths_of(samples, skipped))
 
     plan = _cache_plan(samples, embedder, field)
     computed = _embed_missing(samples, embedder, field, plan, num_workers,
@@ -208,8 +189,6 @@ def _cache_plan(samples, embedder, field):
     if has_cache:
         wanted += [field, sidecar]
     plan = _CachePlan()
-    from .columns import _decode_vector
-
     for ids, values in iter_rows(samples, wanted):
         for j, sid in enumerate(ids):
             path = values["filepath"][j]
@@ -220,7 +199,7 @@ def _cache_plan(samples, embedder, field):
             plan.identities.append(identity)
             if has_cache and identity is not None and \
                     values[sidecar][j] == identity:
-                vector = _decode_vector(values[field][j])
+                vector = decode_vector(values[field][j])
                 if vector is not None and vector.size:
                     plan.cached[sid] = vector
                     continue
@@ -230,8 +209,6 @@ def _cache_plan(samples, embedder, field):
 
 def _embed_missing(samples, embedder, field, plan, num_workers, batch_size,
                    progress, executor, decode):
-    from ..embedders.executors import local_executor
-
     computed = _Computed()
     todo = plan.todo
     if not todo:
@@ -270,42 +247,17 @@ def _embed_missing(samples, embedder, field, plan, num_workers, batch_size,
 
 
 def _declare_cache(samples, embedder, field):
-    import fiftyone as fo
-
-    from . import store
-
-    with store.locked(samples, "embeddings cache") as lease:
-        dataset = lease.dataset
+    vector_cache.declare(
+        samples, field, embedder.fingerprint(),
+        f"Image embeddings from {embedder.name}",
         # Checked again under the lock: another process may have taken the
         # name since.
-        check_embeddings_field(samples, embedder, field)
-        if dataset.get_field(field) is None:
-            dataset.add_sample_field(
-                field, fo.VectorField,
-                description=f"Image embeddings from {embedder.name}",
-                info={"fingerprint": embedder.fingerprint()},
-            )
-        sidecar = identity_field(field)
-        if dataset.get_field(sidecar) is None:
-            dataset.add_sample_field(
-                sidecar, fo.StringField,
-                description=f"Identity (path, size, mtime) of the file each "
-                f"vector in '{field}' was computed from",
-            )
+        lambda s: check_embeddings_field(s, embedder, field))
 
 
 def _write_cache(samples, field, plan, new):
-    import fiftyone.core.utils as fou
-
-    sidecar = identity_field(field)
-    write_by_id(samples._dataset, {
-        sid: {
-            field: fou.serialize_numpy_array(
-                np.asarray(vector, dtype=np.float32)),
-            sidecar: plan.identities[plan.index[sid]],
-        }
-        for sid, vector in new.items()
-    })
+    vector_cache.write(samples._dataset, field, new, {
+        sid: plan.identities[plan.index[sid]] for sid in new})
 
 
 def _assemble(plan, computed):
@@ -319,26 +271,43 @@ def _assemble(plan, computed):
         if vector is None:
             skipped[sid] = computed.failures.get(sid, "not embedded")
             continue
+        if not np.all(np.isfinite(vector)):
+            skipped[sid] = "embedding contains NaN or infinite values"
+            continue
         ids.append(sid)
         rows.append(vector)
-    dims = {len(r) for r in rows}
-    if len(dims) > 1:
-        # Vectors of one fingerprint have one length; a mismatch means a
-        # cache written by hand.
-        common = max(dims, key=lambda d: sum(len(r) == d for r in rows))
-        keep = [i for i, r in enumerate(rows) if len(r) == common]
-        for i, r in enumerate(rows):
-            if len(r) != common:
-                skipped[ids[i]] = (f"embedding has {len(r)} values, the "
-                                   f"others have {common}")
-        ids = [ids[i] for i in keep]
-        rows = [rows[i] for i in keep]
-    finite = [i for i, r in enumerate(rows) if np.all(np.isfinite(r))]
-    for i in set(range(len(rows))) - set(finite):
-        skipped[ids[i]] = "embedding contains NaN or infinite values"
-    matrix = (np.stack([rows[i] for i in finite]).astype(np.float32)
-              if finite else np.zeros((0, 0), dtype=np.float32))
-    return [ids[i] for i in finite], matrix, skipped
+    keep = _common_length(list(range(len(rows))), rows, ids, skipped)
+    matrix = (np.stack([rows[i] for i in keep]).astype(np.float32)
+              if keep else np.zeros((0, 0), dtype=np.float32))
+    return [ids[i] for i in keep], matrix, skipped
+
+
+def _common_length(rows, vectors, ids, skipped):
+    """The rows whose vectors have the length most rows have; the others
+    are skipped with both lengths and the count. (Vectors of one
+    fingerprint have one length: a mismatch means a cache or attribute
+    written by hand.)"""
+    lengths = {}
+    for i in rows:
+        lengths.setdefault(len(vectors[i]), []).append(i)
+    if len(lengths) <= 1:
+        return rows
+    common = max(lengths, key=lambda d: len(lengths[d]))
+    for d, members in lengths.items():
+        if d != common:
+            for i in members:
+                skipped[ids[i]] = (
+                    f"embedding has {d} values; {len(lengths[common]):,} "
+                    f"other(s) have {common}")
+    return lengths[common]
+
+
+def _paths_of(samples, ids):
+    """Sample id -> file path, for ``ids``."""
+    if not ids:
+        return {}
+    view = samples.select(list(ids))
+    return dict(zip(*view.values(["id", "filepath"])))
 
 
 def label_list_path(samples, patches_field):
@@ -354,8 +323,8 @@ def label_list_path(samples, patches_field):
         return patches_field
     raise ParamError(
         f"patches_field '{patches_field}' must be a Detections or Detection "
-        f"field, not {type(field).__name__ if field else 'missing'}"
-    )
+        f"field, not {type(field).__name__ if field else 'missing'}",
+        "patches_field")
 
 
 def get_patch_embeddings(
@@ -376,8 +345,6 @@ def get_patch_embeddings(
     and embedded (crops are not cached). Without one, vectors are read from
     the label attribute ``attribute``.
     """
-    from ..embedders.executors import local_executor
-
     path = label_list_path(samples, patches_field)
     single = path == patches_field
     objects = _objects(samples, path, single, attribute if embedder is None
@@ -400,8 +367,8 @@ def get_patch_embeddings(
         if not attribute:
             raise ParamError(
                 "give an embedder, or the label attribute holding the "
-                "patches' embeddings as 'embeddings_field'"
-            )
+                "patches' embeddings as 'embeddings_field'",
+                "embeddings_field")
         vectors = [None if o[3] is None
                    else np.asarray(o[3], np.float32).ravel()
                    for o in objects]
@@ -410,11 +377,15 @@ def get_patch_embeddings(
                 skipped[ids[j]] = f"no embedding in attribute '{attribute}'"
         source = {"embedder": None, "fingerprint": None, "field": attribute}
 
-    keep = [j for j, v in enumerate(vectors)
-            if v is not None and v.size and np.all(np.isfinite(v))]
+    keep = []
     for j, v in enumerate(vectors):
-        if v is not None and j not in set(keep):
+        if v is None:
+            continue
+        if v.size and np.all(np.isfinite(v)):
+            keep.append(j)
+        else:
             skipped[ids[j]] = "embedding is empty or not finite"
+    keep = _common_length(keep, vectors, ids, skipped)
     matrix = (np.stack([vectors[j] for j in keep]).astype(np.float32)
               if keep else np.zeros((0, 0), dtype=np.float32))
     return Embeddings(
@@ -447,3 +418,67 @@ def _objects(samples, path, single, attribute):
             crop = Crop(columns[1][k], tuple(box or (0, 0, 0, 0)))
             out.append((label_id, sample_id, crop, vec))
     return out
+
+
+# -- the embed step of a run ---------------------------------------------------
+
+
+def embed_samples(samples, embedder, embeddings_field, patches_field, report,
+                  share=0.7, minimum=2, **common):
+    """Vectors for every sample (or object, with ``patches_field``) of
+    ``samples``, computed (and cached) by ``embedder`` or read from
+    ``embeddings_field``; progress fills ``[0, share]`` of ``report``.
+    Raises unless at least ``minimum`` rows have a vector."""
+    verb = "embedded" if embedder is not None else "read"
+    report(0.0, "embedding" if embedder is not None else "reading")
+    last_percent = [-1]
+
+    def embed_progress(done, total):
+        # At most one update per percent: a delegated run stores each one.
+        percent = 100 * done // max(total, 1)
+        if percent != last_percent[0] or done == total:
+            last_percent[0] = percent
+            report(share * done / max(total, 1), f"{verb} {done} of {total}")
+
+    if patches_field:
+        emb = get_patch_embeddings(
+            samples, patches_field, embedder=embedder,
+            attribute=embeddings_field, progress=embed_progress, **common)
+    else:
+        emb = get_embeddings(samples, embedder=embedder,
+                             field=embeddings_field, progress=embed_progress,
+                             **common)
+    total = len(emb.ids) + len(emb.skipped)
+    if total == 0:
+        raise ParamError("there are no samples to work on: the view is "
+                         "empty", "samples")
+    if len(emb.ids) < minimum:
+        raise ValueError(
+            f"only {len(emb.ids)} of {total} samples could be embedded; "
+            "nothing to do" + skip_reasons(emb.skipped))
+    if emb.skipped:
+        logger.warning("%d sample(s) skipped%s", len(emb.skipped),
+                       skip_reasons(emb.skipped))
+    return emb
+
+
+def skipped_summary(emb):
+    """The samples that have no vector, as a run's results record them:
+    the count, the count per reason, and the first ones with their file."""
+    listed = list(emb.skipped.items())[:MAX_SKIPPED_LISTED]
+    return {
+        "count": len(emb.skipped),
+        "by_reason": count_reasons(emb.skipped),
+        "samples": [
+            {"id": sid, "filepath": emb.skipped_paths.get(sid), "reason": r}
+            for sid, r in listed
+        ],
+    }
+
+
+def skip_reasons(skipped):
+    """``": 3 x reason; ..."`` for a message, or ``""``."""
+    if not skipped:
+        return ""
+    parts = [f"{n} × {r}" for r, n in count_reasons(skipped).items()]
+    return ": " + "; ".join(parts)

@@ -1,0 +1,288 @@
+"""The steps of a committed write, each idempotent, so that whoever finds
+a write half done can apply the rest again; and the check that a write
+landed whole."""
+
+import datetime
+
+from .mongo import db, oid, samples_coll
+from .records import StoreError, delete_record_doc
+
+
+class IntegrityError(StoreError):
+    """A committed run whose fields do not hold what was written."""
+
+
+def apply(dataset, step):
+    op = step["op"]
+    if op == "declare":
+        _declare(dataset, step)
+    elif op == "merge":
+        _merge(dataset, step)
+    elif op == "strip":
+        _strip(dataset, step)
+    elif op == "drop_field":
+        drop_field(dataset, step["path"])
+    elif op == "rename_values":
+        _rename_values(dataset, step)
+    elif op == "point":
+        _point(dataset, step)
+    elif op == "drop_record":
+        delete_record_doc(oid(step["record"]), keep=step.get("keep", ()))
+    elif op == "drop_stage":
+        db().drop_collection(step["stage"])
+    else:
+        raise StoreError(f"unknown journal step {op!r}")
+
+
+def _field_type(step):
+    import fiftyone as fo
+
+    ftype = getattr(fo, step["ftype"])
+    subfield = getattr(fo, step["subfield"]) if step.get("subfield") \
+        else None
+    return ftype, subfield
+
+
+def _declare(dataset, step):
+    dataset.reload()
+    path = step["path"]
+    ftype, subfield = _field_type(step)
+    field = dataset.get_field(path)
+    if field is not None and not isinstance(field, ftype):
+        # Another writer's field of another type: the earlier checks refuse
+        # this, so it is only reachable through a foreign concurrent write.
+        raise IntegrityError(
+            f"field '{path}' exists as {type(field).__name__}; expected "
+            f"{ftype.__name__}"
+        )
+    if field is None:
+        dataset.add_sample_field(
+            path, ftype, subfield=subfield,
+            description=step["description"], info=step["info"],
+        )
+        return
+    field.info = step["info"]
+    field.description = step["description"]
+    field.save()
+
+
+def _merge(dataset, step):
+    stage = step["stage"]
+    keys = step["keys"]
+    target = dataset._sample_collection_name
+    labels_path = step["labels_path"]
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    if not labels_path:
+        project = {"_id": 1, "last_modified_at": {"$literal": now}}
+        project.update({path: f"${k}" for path, k in keys.items()})
+        db()[stage].aggregate([
+            {"$project": project},
+            {"$merge": {"into": target, "on": "_id",
+                        "whenMatched": "merge",
+                        "whenNotMatched": "discard"}},
+        ])
+        return
+    names = {path.rsplit(".", 1)[-1]: k for path, k in keys.items()}
+    new_values = {name: f"$$m.{k}" for name, k in names.items()}
+    if step["single"]:
+        field = labels_path
+        update = {field: {"$let": {
+            "vars": {"m": {"$arrayElemAt": ["$$new.L", 0]}},
+            "in": {"$cond": [
+                {"$eq": [f"${field}._id", "$$m._id"]},
+                {"$mergeObjects": [f"${field}", new_values]},
+                f"${field}",
+            ]},
+        }}}
+    else:
+        field = labels_path
+        update = {field: {"$map": {
+            "input": f"${field}", "as": "d",
+            "in": {"$let": {
+                "vars": {"m": {"$arrayElemAt": [{"$filter": {
+                    "input": "$$new.L",
+                    "cond": {"$eq": ["$$this._id", "$$d._id"]},
+                }}, 0]}},
+                "in": {"$cond": [
+                    {"$eq": [{"$type": "$$m"}, "missing"]},
+                    "$$d",
+                    {"$mergeObjects": ["$$d", new_values]},
+                ]},
+            }},
+        }}}
+    update["last_modified_at"] = {"$literal": now}
+    db()[stage].aggregate([
+        {"$group": {"_id": "$s", "L": {"$push": "$$ROOT"}}},
+        {"$merge": {"into": target, "on": "_id",
+                    "whenMatched": [{"$set": update}],
+                    "whenNotMatched": "discard"}},
+    ])
+
+
+def _without_keys(expr, names):
+    return {"$arrayToObject": {"$filter": {
+        "input": {"$objectToArray": expr},
+        "cond": {"$not": [{"$in": ["$$this.k", names]}]},
+    }}}
+
+
+def _strip(dataset, step):
+    """Removes the merged fields from rows that were not staged."""
+    stage = step["stage"]
+    target = dataset._sample_collection_name
+    labels_path = step["labels_path"]
+    paths = list(step["keys"])
+    if not labels_path:
+        samples_coll(dataset).aggregate([
+            {"$match": {"$or": [{p: {"$exists": True}} for p in paths]}},
+            {"$lookup": {"from": stage, "localField": "_id",
+                         "foreignField": "_id", "as": "_staged"}},
+            {"$match": {"_staged": {"$size": 0}}},
+            {"$project": {"_id": 1}},
+            {"$merge": {"into": target, "on": "_id",
+                        "whenMatched": [{"$unset": paths}],
+                        "whenNotMatched": "discard"}},
+        ])
+        return
+    names = [p.rsplit(".", 1)[-1] for p in paths]
+    field = labels_path
+    if step["single"]:
+        keep = {"$cond": [
+            {"$in": [f"${field}._id", "$$new.ids"]},
+            f"${field}",
+            _without_keys(f"${field}", names),
+        ]}
+    else:
+        keep = {"$map": {
+            "input": f"${field}", "as": "d",
+            "in": {"$cond": [
+                {"$in": ["$$d._id", "$$new.ids"]},
+                "$$d",
+                _without_keys("$$d", names),
+            ]},
+        }}
+    samples_coll(dataset).aggregate([
+        {"$match": {"$or": [{p: {"$exists": True}} for p in paths]}},
+        {"$lookup": {"from": stage, "localField": "_id",
+                     "foreignField": "s", "as": "_staged"}},
+        {"$project": {"_id": 1, "ids": "$_staged._id"}},
+        {"$merge": {"into": target, "on": "_id",
+                    "whenMatched": [{"$set": {field: keep}}],
+                    "whenNotMatched": "discard"}},
+    ])
+
+
+def drop_field(dataset, path):
+    dataset.reload()
+    if dataset.get_field(path) is not None:
+        dataset.delete_sample_field(path)
+    # FiftyOne unsets the values before it edits the schema; a kill between
+    # leaves values that this removes.
+    samples_coll(dataset).update_many(
+        {path: {"$exists": True}}, [{"$unset": path}]
+    )
+
+
+def _rename_values(dataset, step):
+    renames = step["renames"]
+    labels_path = step["labels_path"]
+    coll = samples_coll(dataset)
+    if not labels_path:
+        todo = {old: new for old, new in renames.items()}
+        coll.update_many(
+            {"$or": [{old: {"$exists": True}} for old in todo]},
+            {"$rename": todo},
+        )
+        return
+    names = {o.rsplit(".", 1)[-1]: n.rsplit(".", 1)[-1]
+             for o, n in renames.items()}
+    branches = [{"case": {"$eq": ["$$kv.k", old]}, "then": new}
+                for old, new in names.items()]
+
+    def renamed(expr):
+        return {"$arrayToObject": {"$map": {
+            "input": {"$objectToArray": expr}, "as": "kv",
+            "in": {"k": {"$switch": {"branches": branches,
+                                     "default": "$$kv.k"}},
+                   "v": "$$kv.v"},
+        }}}
+
+    field = labels_path
+    if step["single"]:
+        value = {"$cond": [{"$eq": [{"$type": f"${field}"}, "object"]},
+                           renamed(f"${field}"), f"${field}"]}
+    else:
+        value = {"$map": {"input": f"${field}", "as": "d",
+                          "in": renamed("$$d")}}
+    coll.update_many(
+        {"$or": [{o: {"$exists": True}} for o in renames]},
+        [{"$set": {field: value}}],
+    )
+
+
+def _point(dataset, step):
+    update = {}
+    key = step["key"]
+    if step["record"] is not None:
+        update["$set"] = {f"runs.{key}": oid(step["record"])}
+        db().runs.update_one({"_id": oid(step["record"])},
+                              {"$set": {"key": key}})
+    unset = {f"runs.{k}": "" for k in step["unset"] if k != key}
+    if step["record"] is None:
+        unset[f"runs.{key}"] = ""
+    if unset:
+        update["$unset"] = unset
+    db().datasets.update_one({"_id": dataset._doc.id}, update)
+
+
+
+
+def count_values(dataset, paths, labels_path=None, single=False):
+    """Path -> number of non-null values in the whole dataset (per object
+    for label paths), in one pass."""
+    if not paths:
+        return {}
+    coll = samples_coll(dataset)
+    if labels_path:
+        names = {p: p.rsplit(".", 1)[-1] for p in paths}
+        pipeline = []
+        if not single:
+            pipeline.append({"$unwind": f"${labels_path}"})
+        group = {"_id": None}
+        for i, p in enumerate(paths):
+            group[f"n{i}"] = {"$sum": {"$cond": [
+                {"$gt": [f"${labels_path}.{names[p]}", None]}, 1, 0]}}
+        pipeline.append({"$group": group})
+    else:
+        group = {"_id": None}
+        for i, p in enumerate(paths):
+            group[f"n{i}"] = {"$sum": {"$cond": [{"$gt": [f"${p}", None]},
+                                                 1, 0]}}
+        pipeline = [{"$group": group}]
+    got = next(coll.aggregate(pipeline), None) or {}
+    return {p: got.get(f"n{i}", 0) for i, p in enumerate(paths)}
+
+
+def verify(dataset, expected, labels_path=None, single=False,
+           at_least=False):
+    """Raises :class:`IntegrityError` unless each path of ``expected`` (path
+    -> count of non-null values) is declared with exactly that many values
+    (with ``at_least``, that many or more: an amendment that added rows to
+    a field that had others)."""
+    dataset.reload()
+    missing = [p for p in expected if dataset.get_field(p) is None]
+    if missing:
+        raise IntegrityError(
+            "fields missing from the dataset's schema after the write: "
+            + ", ".join(missing) + " (a process outside this plugin changed "
+            "the schema at the same time); run repair"
+        )
+    counts = count_values(dataset, list(expected), labels_path, single)
+    wrong = {p: (counts[p], n) for p, n in expected.items()
+             if counts[p] < n or (counts[p] != n and not at_least)}
+    if wrong:
+        raise IntegrityError(
+            "fields do not hold the values written: " + ", ".join(
+                f"{p} has {got} of {want}" for p, (got, want) in wrong.items()
+            )
+        )
