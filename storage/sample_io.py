@@ -161,16 +161,60 @@ def read_vectors(samples, field, progress=None, total=None):
     and the others are reported with their length (a tie is refused, with
     the counts). Vectors that are missing or not finite are reported too.
     The matrix is filled batch by batch. Returns :class:`VectorRows`."""
+    import bson
+
     total = total if total is not None else len(samples)
     ids = []
     with VectorColumn(field, total) as column:
-        for chunk_ids, values in iter_rows(samples, [field]):
-            ids.extend(chunk_ids)
-            column.add(values[field])
+        for batch in raw_batches(samples, [field]):
+            parsed = vector_docs(batch, field)
+            if parsed is None:
+                docs = bson.decode_all(batch)
+                parsed = ([str(d["_id"]) for d in docs],
+                          [_get_path(d, field) for d in docs])
+            ids.extend(parsed[0])
+            column.add(parsed[1])
             if progress is not None:
                 progress(len(ids), total)
         decoded = column.finish()
     return decoded.by_majority(ids)
+
+
+def vector_docs(batch, field):
+    """``(ids, stored vectors)`` of a raw batch of ``{_id, field}``
+    documents, read from their fixed layout without decoding each into a
+    dict; ``None`` when a document does not have that layout (a list
+    vector, a null, another id type), and the caller decodes the batch the
+    generic way."""
+    name = field.encode() + b"\0"
+    if "." in field:
+        return None
+    starts, pos, size = [], 0, len(batch)
+    while pos < size:
+        starts.append(pos)
+        pos += int.from_bytes(batch[pos:pos + 4], "little")
+    buf = np.frombuffer(batch, dtype=np.uint8)
+    at = np.asarray(starts, dtype=np.int64)
+    head = b"\x07_id\0"
+    element = at + 4 + len(head) + 12
+    value = element + 1 + len(name)
+    if (value + 5 > size).any():
+        return None
+    expect = np.frombuffer(head, np.uint8)
+    if not (buf[at[:, None] + 4 + np.arange(len(head))] == expect).all() \
+            or not (buf[element] == 0x05).all() \
+            or not (buf[element[:, None] + 1 + np.arange(len(name))] ==
+                    np.frombuffer(name, np.uint8)).all():
+        return None
+    lengths = buf[value[:, None] + np.arange(4)].astype(np.int64) @ \
+        (256 ** np.arange(4))
+    first = value + 5
+    if ((first + lengths + 1) != np.r_[at[1:], size]).any():
+        return None
+    raw_ids = buf[at[:, None] + 4 + len(head) + np.arange(12)].tobytes().hex()
+    ids = [raw_ids[i:i + 24] for i in range(0, len(raw_ids), 24)]
+    return ids, [batch[b:b + n] for b, n in zip(first.tolist(),
+                                                lengths.tolist())]
 
 
 class VectorColumn:
@@ -241,6 +285,8 @@ class VectorColumn:
                                       np.zeros(extra, dtype=bool)])
 
     def _decode(self, start, values):
+        if self._fast is not None and self._decode_block(start, values):
+            return
         d = self.matrix.shape[1] if self.matrix is not None else None
         fast = self._fast
         for j, raw in enumerate(values):
@@ -261,6 +307,26 @@ class VectorColumn:
                 self.stored[row] = True
             else:
                 self.others[row] = np.asarray(v, dtype=np.float32)
+
+    def _decode_block(self, start, values):
+        """Inflates ``values`` and copies them into the matrix in one block
+        when every one has the first vector's ``.npy`` header and size;
+        says whether it did."""
+        header, size, dtype = self._fast
+        if not all(isinstance(raw, bytes) for raw in values):
+            return False
+        block = list(map(zlib.decompress, values))
+        if any(len(data) != size for data in block):
+            return False
+        rows = np.frombuffer(b"".join(block), dtype=np.uint8).reshape(
+            len(block), size)
+        if not (rows[:, :len(header)] ==
+                np.frombuffer(header, np.uint8)).all():
+            return False
+        stop = start + len(block)
+        self.matrix[start:stop] = rows[:, len(header):].view(dtype)
+        self.stored[start:stop] = True
+        return True
 
     def _wait(self):
         while self._pending:

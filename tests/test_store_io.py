@@ -11,7 +11,11 @@ import pytest
 
 from image_clustering.clustering.embed import get_embeddings
 from image_clustering.storage import runs, schema, steps, transaction
-from image_clustering.storage.sample_io import read_vectors
+from image_clustering.storage.sample_io import (
+    raw_batches,
+    read_vectors,
+    vector_docs,
+)
 from image_clustering.storage.transaction import Column
 
 
@@ -114,6 +118,13 @@ def test_vectors_read_in_batches_equal_fiftyones_reading(many):
     assert "NaN" in rows.missing[ids[5]]
     assert "has 9 values" in rows.missing[ids[8]]
     assert rows.lengths == {16: n - 3, 9: 1}
+
+    # a batch without nulls or lists is read from its fixed layout
+    clean = many.exists("v").limit(50)
+    batch = next(iter(raw_batches(clean, ["v"])))
+    ids, stored = vector_docs(batch, "v")
+    assert ids == clean.values("id") and len(stored) == 50
+    assert vector_docs(next(iter(raw_batches(many, ["v"]))), "v") is None
 
     many.set_values("w", [list(map(float, v)) if v is not None and
                           len(v) == 16 else None for v in vectors])
