@@ -317,9 +317,12 @@ def main():
                  f"{rates['ours'] / rates['loader']:.2f}"]
             print("".join(f"{v:>16}" for v in row))
             if cuda and name == "dino":
+                ceiling = (f"nvJPEG decode ceiling {rates['gpu']:.0f} (ours/"
+                           f"ceiling {rates['ours'] / rates['gpu']:.2f})"
+                           if rates["gpu"] else "no nvJPEG (torchvision "
+                           "missing)")
                 print(f"  DINOv2-small: ours {rates['ours']:.0f} images/s; "
-                      f"nvJPEG decode ceiling {rates['gpu']:.0f} "
-                      f"(ours/ceiling {rates['ours'] / rates['gpu']:.2f}); "
+                      f"{ceiling}; "
                       f"{loader_workers}-process DataLoader "
                       f"{rates['loader']:.0f} (ours/DataLoader "
                       f"{rates['ours'] / rates['loader']:.2f})")
