@@ -101,18 +101,17 @@ class Neighbors:
                         progress=_training_progress(progress)).fit(
                 X[np.random.default_rng(self.seed).choice(
                     n, min(n, nlist * IVF_TRAIN_PER_CELL), replace=False)])
+            # A quantizer already holding nlist centroids is not trained
+            # again; only the 8-bit codec learns its ranges.
             quantizer = faiss.IndexFlatL2(d)
+            quantizer.add(_as_float32(km.cluster_centers_))
             if self.compress:
-                # A quantizer already holding nlist centroids is not
-                # trained again; only the 8-bit codec learns its ranges.
-                quantizer.add(_as_float32(km.cluster_centers_))
                 index = faiss.IndexIVFScalarQuantizer(
                     quantizer, d, nlist, faiss.ScalarQuantizer.QT_8bit)
                 index.train(X[np.random.default_rng(self.seed + 1).choice(
                     n, min(n, 50_000), replace=False)])
             else:
                 index = faiss.IndexIVFFlat(quantizer, d, nlist)
-                index.train(km.cluster_centers_)
             index.nprobe = min(self.nprobe, nlist)
             self._quantizer = quantizer
         for start in range(0, n, QUERY_CHUNK * 8):

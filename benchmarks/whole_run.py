@@ -33,25 +33,11 @@ class Marks:
 
     def write_parts(self, end):
         parts = {}
-        marks = [(t, _part(m)) for t, m in self.marks]
+        marks = [(t, synthetic.write_part(m)) for t, m in self.marks]
         for (at, part), (nxt, _) in zip(marks, marks[1:] + [(end, None)]):
             if part is not None:
                 parts[part] = parts.get(part, 0.0) + nxt - at
         return parts
-
-
-def _part(message):
-    for words, part in (("writing fields", "record"),
-                        ("staged", "staging insert"),
-                        ("declaring", "schema"),
-                        ("merging", "merge"),
-                        ("removing values", "strip"),
-                        ("checking", "verify"),
-                        ("showing", "App presentation"),
-                        ("writing:", "other steps")):
-        if words in message:
-            return part
-    return None
 
 
 def ours(ds, k, seed):
