@@ -1,6 +1,7 @@
 """Guards against quadratic work on per-sample and per-object paths: each
-counts the function calls (Python and C) a path makes at one size and at
-four times that size, and requires the count to grow at most linearly
+counts the operations a path performs (Python lines executed, loop
+iterations included, and calls of Python and C functions) at one size and
+at four times that size, and requires the count to grow at most linearly
 (never a timing). Forms that list runs must read only the runs' configs:
 counted as calls that load a run's results or members."""
 
@@ -22,17 +23,24 @@ LINEAR = 5.0
 
 
 def calls_made(call):
-    """``(number of calls, result)`` of ``call()``."""
+    """``(number of operations, result)`` of ``call()``: lines executed
+    (each iteration of a loop or comprehension is one) and calls."""
     count = [0]
 
     def profile(frame, event, arg):
-        if event in ("call", "c_call"):
+        if event == "c_call":
             count[0] += 1
 
+    def trace(frame, event, arg):
+        count[0] += 1
+        return trace
+
     sys.setprofile(profile)
+    sys.settrace(trace)
     try:
         result = call()
     finally:
+        sys.settrace(None)
         sys.setprofile(None)
     return count[0], result
 
