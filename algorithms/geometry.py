@@ -128,6 +128,16 @@ def distances_to(X, labels, centres):
     return dist, sim
 
 
+def farthest_by_label(dist, labels, k):
+    """The largest of ``dist`` within each label 0..k-1 (0 for an empty
+    label; −1 labels are left out)."""
+    member = labels >= 0
+    out = np.zeros(k)
+    if member.any():
+        np.maximum.at(out, labels[member], dist[member])
+    return out
+
+
 def nearest_to_centre(members, per_cluster=1):
     """``{cluster_id: [(id, filepath), ...]}`` with the ``per_cluster``
     members of each cluster nearest its centre, nearest first. Noise has no

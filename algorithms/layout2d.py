@@ -12,7 +12,7 @@ size (``benchmarks/map_cost.py``); the run records how the map was made.
 import numpy as np
 
 from ..units import ParamError
-from .neighbors import Neighbors
+from .neighbors import place_by_neighbours
 from .reducers import PCAReducer, TSNEReducer, UMAPReducer
 
 MAP_METHODS = ("auto", "umap", "tsne", "pca", "none")
@@ -89,20 +89,6 @@ def _pca50(X, rng, seed):
 
 
 def _place_rest(X, sample, placed):
-    points = place_by_neighbours(X[sample], placed, X)
+    points = place_by_neighbours(X[sample], placed, X, PLACE_NEIGHBORS)
     points[sample] = placed
     return points
-
-
-def place_by_neighbours(X_known, points_known, X, k=PLACE_NEIGHBORS):
-    """Positions on a 2-D map for the rows of ``X``: the distance-weighted
-    mean position of their ``k`` nearest known points (``X_known``, placed
-    at ``points_known``)."""
-    index = Neighbors().fit(X_known)
-    k = min(k, len(X_known))
-    idx, dist = index.search(X, k)
-    weights = 1.0 / (dist.astype(np.float64) + 1e-6)
-    points = (np.asarray(points_known, np.float64)[idx]
-              * weights[..., None]).sum(axis=1) / \
-        weights.sum(axis=1, keepdims=True)
-    return points.astype(np.float32)

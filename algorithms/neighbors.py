@@ -251,3 +251,17 @@ def knn_graph(X, k, metric="euclidean", seed=0, progress=None):
         dists[row, 1:j + 1] = dists[row, :j].copy()
         indices[row, 0], dists[row, 0] = row, 0.0
     return indices, dists, index
+
+
+def place_by_neighbours(X_known, points_known, X, k=10):
+    """Positions in a layout (a 2-D map, a reduced space) for the rows of
+    ``X``: the distance-weighted mean position of their ``k`` nearest known
+    points (``X_known``, laid out at ``points_known``)."""
+    index = Neighbors().fit(X_known)
+    k = min(k, len(X_known))
+    idx, dist = index.search(X, k)
+    weights = 1.0 / (dist.astype(np.float64) + 1e-6)
+    points = (np.asarray(points_known, np.float64)[idx]
+              * weights[..., None]).sum(axis=1) / \
+        weights.sum(axis=1, keepdims=True)
+    return points.astype(np.float32)

@@ -13,7 +13,7 @@ when a reducer runs.
 import numpy as np
 
 from ..units import Param, ParamError, Unit, build_unit
-from .neighbors import Neighbors, knn_graph
+from .neighbors import Neighbors, knn_graph, place_by_neighbours
 from .umap_runtime import load_umap
 
 DISTANCE_METRICS = ("euclidean", "cosine", "manhattan", "correlation")
@@ -129,9 +129,33 @@ class UMAPReducer(Reducer):
             "points and 200 above)",
             min=10,
         ),
+        Param(
+            "fit_sample",
+            "int",
+            None,
+            "Fit on at most this many points (a uniform sample) and place "
+            "the others at the weighted mean of their nearest fitted "
+            "neighbours; empty: fit on all",
+            min=100,
+        ),
     )
 
     def fit_transform(self, X, progress=None):
+        sample = self.params["fit_sample"]
+        if sample is None or len(X) <= sample:
+            return self._fit_all(X, progress)
+        rows = np.sort(np.random.default_rng(self.random_state).choice(
+            len(X), sample, replace=False))
+        placed = self._fit_all(X[rows], progress)
+        if progress is not None:
+            progress(0.9, f"UMAP: placing {len(X) - sample:,} more points "
+                     "by their nearest fitted neighbours")
+        Y = place_by_neighbours(X[rows], placed, X)
+        Y[rows] = placed
+        self.facts_["fitted_on"] = int(sample)
+        return Y
+
+    def _fit_all(self, X, progress=None):
         import warnings
 
         umap = load_umap()

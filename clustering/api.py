@@ -39,7 +39,7 @@ def free_run_key(dataset, base="clusters"):
     return stored.free_run_key(dataset, base)
 
 
-def store_run(plan, config, results, emb, columns, fitted_state,
+def store_run(plan, config, results, emb, columns, attachments,
               progress=None):
     """Stores a computed run (:mod:`.pipeline`) and shows it in the App;
     returns the :class:`.results.ClusterRun`."""
@@ -47,7 +47,7 @@ def store_run(plan, config, results, emb, columns, fitted_state,
     replaced = stored.write_run(
         plan.samples, plan.key, config, results, emb.ids, columns,
         plan.expect, owners=emb.owners, progress=progress,
-        attachments={"fitted": fitted_state},
+        attachments=attachments,
         check=lambda d: presentation.check_brain_key(
             d, plan.key, schema.brain_key_of(config)))
     run = load_run(dataset, plan.key)

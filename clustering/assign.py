@@ -15,9 +15,15 @@ and is given a cluster by an assigner:
   of the fit, in the clustered space.
 
 A run whose noise policy is ``assign`` keeps no noise: a new sample the
-assigner calls noise goes to the nearest cluster centre instead. The
-samples get the same fields as the run's own, plus ``assigned=True``. The
-run's cluster sizes and statistics stay those of the fit; its results
+assigner calls noise goes to the nearest cluster centre instead.
+
+A sample is placed at every layer of the run's tree: the assigner gives
+its finest cluster, and its clusters above follow. A sample farther from
+its finest cluster's centre than one and a half times the farthest of that
+cluster's own members (:data:`~.hierarchy.FIT_MARGIN`) *does not fit*: it gets cluster −1 and ``misfit=True`` rather than being forced in.
+
+The samples get the same fields as the run's own, plus ``assigned=True``.
+The run's cluster sizes and statistics stay those of the fit; its results
 count how many samples were assigned since.
 """
 
@@ -27,14 +33,15 @@ import numpy as np
 
 from ..algorithms import fitted
 from ..algorithms.fitted import ASSIGNER
-from ..algorithms.geometry import distances_to
+from ..algorithms.geometry import distances_to, farthest_by_label
 from ..algorithms.kmeans import nearest
-from ..algorithms.layout2d import place_by_neighbours
+from ..algorithms.neighbors import place_by_neighbours
 from ..embedders import get_embedder
 from ..storage import schema
 from ..storage.transaction import Column
 from ..support import Reporter
 from ..units import ParamError
+from . import hierarchy
 from .embed import get_embeddings
 
 
@@ -67,17 +74,50 @@ def place_samples(run, samples, assigner="auto", embedder=None,
                                             f"embedded {done} of {total}"))
     report(0.6, "placing through the run's fitted stages")
     X = state.transform(emb.vectors)
-    labels, prob = state.predict(X, assigner)
+    leaf, prob = state.predict(X, assigner)
     if run.config.get("noise") == "assign":
-        labels = _without_noise(run, X, labels)
+        leaf = _without_noise(run, X, leaf)
+    misfit = _misfits(run, state, X, leaf)
+    leaf = np.where(misfit, -1, leaf)
     report(0.8, "measuring")
-    columns = _fields_to_write(run, state, X, labels, prob)
-    results = _updated_results(samples, run, emb, labels, assigner)
+    placed = Placed(run, X, leaf, prob, misfit)
+    columns = _fields_to_write(run, state, placed)
+    results = _updated_results(samples, run, emb, placed, assigner)
     report(0.9, "writing fields")
     updated = run.amend(emb.ids, columns, results,
-                        progress=lambda m: report(0.9, m))
+                        progress=lambda m: report(0.9, m),
+                        attachments=_layers_with(run, emb.ids, placed))
     report(1.0, "done")
     return updated
+
+
+class Placed:
+    """New samples placed into a run: each one's finest cluster (``leaf``),
+    its cluster in the current cut (``labels``), and the geometry of both
+    in the clustered space."""
+
+    def __init__(self, run, X, leaf, prob, misfit):
+        self.tree = run.tree
+        self.records = hierarchy.node_records_of(run)
+        self.X = X
+        self.leaf = leaf
+        self.prob = prob
+        self.misfit = misfit
+        self.labels = self.tree.labels(leaf, run.cut)
+        self.centres = node_centres(self.records, self.tree.n_nodes,
+                                    X.shape[1])
+
+    def layer_labels(self, layer):
+        return self.tree.labels(self.leaf, self.tree.layers[layer])
+
+
+def node_centres(records, n_nodes, dims):
+    """The centre of every node, one row per node id."""
+    centres = np.zeros((max(n_nodes, 1), dims))
+    for node, record in records.items():
+        if node >= 0:
+            centres[node] = record["centre"]
+    return centres
 
 
 def _check_assignable(run):
@@ -128,36 +168,90 @@ def _embed(samples, run, embedder, num_workers, batch_size, progress):
                           progress=progress)
 
 
-def _centres(run):
-    return np.asarray([c["centre"] for c in run.clusters], np.float64) \
-        .reshape(len(run.clusters), -1)
+def _without_noise(run, X, leaf):
+    """``leaf`` with each −1 replaced by the nearest finest cluster."""
+    noise = leaf < 0
+    leaves = run.tree.layers[0]
+    if not noise.any() or not len(leaves):
+        return leaf
+    records = hierarchy.node_records_of(run)
+    leaf = leaf.copy()
+    index, _ = nearest(X[noise], np.asarray(
+        [records[int(n)]["centre"] for n in leaves], np.float32))
+    leaf[noise] = leaves[index]
+    return leaf
 
 
-def _without_noise(run, X, labels):
-    """``labels`` with each −1 replaced by the nearest cluster centre."""
-    noise = labels < 0
-    if not noise.any() or not run.clusters:
-        return labels
-    labels = labels.copy()
-    index, _ = nearest(X[noise], _centres(run))
-    labels[noise] = np.asarray(run.cluster_ids())[index]
-    return labels
+def _misfits(run, state, X, leaf):
+    """Whether each sample lies farther from its finest cluster's centre
+    than most of that cluster's members."""
+    records = hierarchy.node_records_of(run)
+    limits = fit_distances(run, state, records)
+    centres = node_centres(records, run.tree.n_nodes, X.shape[1])
+    dist, _ = distances_to(X, leaf, centres)
+    limit = np.array([limits.get(int(c), np.inf) for c in leaf])
+    return (leaf >= 0) & (dist > hierarchy.FIT_MARGIN * limit)
 
 
-def _fields_to_write(run, state, X, labels, prob):
-    dist, sim = distances_to(X, labels, _centres(run)) if run.clusters \
-        else (np.full(len(X), np.nan), np.full(len(X), np.nan))
-    sizes = np.asarray([c["size"] for c in run.clusters], np.int64)
-    size = np.full(len(X), run.metrics["n_noise"], dtype=np.int64)
-    size[labels >= 0] = sizes[labels[labels >= 0]]
+def fit_distances(run, state, records):
+    """Finest cluster -> the distance of its farthest member: kept with a
+    hierarchy's nodes, measured on the fitted sample of the clustered space
+    for a flat run."""
+    if run.results.get("hierarchy"):
+        return {n: r["fit_dist"] for n, r in records.items()}
+    X, labels = state.space["X"], state.space["labels"]
+    k = run.tree.n_nodes
+    centres = node_centres(records, k, X.shape[1])
+    dist, _ = distances_to(X, labels, centres)
+    farthest = farthest_by_label(dist, labels, k)
+    return {int(c): float(farthest[c]) for c in np.unique(labels[labels >= 0])}
+
+
+def _fields_to_write(run, state, placed):
+    labels = placed.labels
+    dist, sim = distances_to(placed.X, labels, placed.centres)
+    sizes = {c["id"]: c["size"] for c in run.clusters}
+    size = np.array([sizes.get(int(c), run.metrics["n_noise"])
+                     for c in labels], dtype=np.int64)
     values = {"cluster": labels, "dist": dist, "sim": sim, "size": size,
-              "assigned": np.ones(len(X), dtype=bool)}
-    if prob is not None and "prob" in run.fields:
-        values["prob"] = prob
+              "assigned": np.ones(len(labels), dtype=bool),
+              "misfit": placed.misfit}
+    if placed.prob is not None and "prob" in run.fields:
+        values["prob"] = placed.prob
     if "map" in run.fields:
-        values["map"] = list(_map_positions(run, state, X))
+        values["map"] = list(_map_positions(run, state, placed.X))
+    if run.results.get("hierarchy"):
+        for i in range(placed.tree.n_layers):
+            values[schema.layer_suffix(i)] = placed.layer_labels(i)
     return [Column(s, schema.owned_path(run.config, s), v)
             for s, v in values.items()]
+
+
+def _layers_with(run, ids, placed):
+    """A hierarchy's ``layers`` attachment with the new samples in it (so
+    that moving the cut moves them too); ``None`` for a flat run."""
+    if not run.results.get("hierarchy"):
+        return None
+    data = hierarchy.read_layers_attachment(run.attachment("layers"))
+    known = {sid: i for i, sid in enumerate(data["ids"].tolist())}
+    dist = np.full((len(ids), placed.tree.n_layers), np.nan, np.float32)
+    sim = np.full_like(dist, np.nan)
+    for i in range(placed.tree.n_layers):
+        dist[:, i], sim[:, i] = distances_to(
+            placed.X, placed.layer_labels(i), placed.centres)
+    rows = np.array([known.get(sid, -1) for sid in ids])
+    again, new = rows >= 0, rows < 0
+    for name, values in (("leaf", placed.leaf), ("dist", dist),
+                         ("sim", sim)):
+        data[name] = data[name].copy()
+        data[name][rows[again]] = values[again].astype(data[name].dtype)
+        data[name] = np.concatenate([data[name],
+                                     values[new].astype(data[name].dtype)])
+    data["assigned"] = np.concatenate([data["assigned"],
+                                       np.ones(int(new.sum()), bool)])
+    data["ids"] = np.concatenate([data["ids"],
+                                  np.asarray(ids, "U24")[new]])
+    return {"layers": hierarchy.write_layers(data)}
 
 
 def _map_positions(run, state, X):
@@ -171,27 +265,28 @@ def _map_positions(run, state, X):
     return place_by_neighbours(state.space["X"][known], points, X)
 
 
-def _updated_results(samples, run, emb, labels, assigner):
+def _updated_results(samples, run, emb, placed, assigner):
+    labels = placed.labels
     af = run.fields.get("assigned")
     before = set()
     if af is not None and samples._dataset.get_field(af) is not None:
         before = set(samples._dataset.exists(af).values("id"))
-    placed = before | set(emb.ids)
-    counts = np.bincount(labels[labels >= 0]) if (labels >= 0).any() \
-        else np.zeros(0)
+    ever = before | set(emb.ids)
+    found, counts = np.unique(labels[labels >= 0], return_counts=True)
     return {
         **run.results,
         "assigned": {
-            "count": len(placed),
+            "count": len(ever),
             "last": {
                 "at": datetime.datetime.now(datetime.timezone.utc)
                 .replace(tzinfo=None).isoformat(),
                 "assigner": assigner,
                 "placed": len(emb.ids),
-                "noise": int((labels < 0).sum()),
+                "noise": int(((labels < 0) & ~placed.misfit).sum()),
+                "misfits": int(placed.misfit.sum()),
                 "skipped": len(emb.skipped),
-                "per_cluster": {str(c): int(n) for c, n in enumerate(counts)
-                                if n},
+                "per_cluster": {str(c): int(n)
+                                for c, n in zip(found, counts)},
             },
         },
     }

@@ -12,7 +12,7 @@ journalled transaction at the end.
 import numpy as np
 
 from ..algorithms import fitted
-from ..algorithms.geometry import measure, relabel_by_size
+from ..algorithms.geometry import measure
 from ..algorithms.layout2d import map_points
 from ..algorithms.noise import place_noise
 from ..algorithms.quality import external_quality, internal_quality
@@ -24,7 +24,7 @@ from ..storage.transaction import Column
 from ..support import Reporter, Timings, library_versions, plugin_version
 from ..support import to_json
 from ..units import ParamError
-from . import api, presentation
+from . import api, hierarchy, presentation
 from .embed import (
     check_embeddings_field,
     embed_samples,
@@ -154,20 +154,28 @@ def run_plan(plan, progress=None):
         clusterer = cluster_stage(X, spec, report)
         labels, moved = noise_stage(X, clusterer, spec)
     with timings("measure"):
-        labels, mapping, geo, metrics = measure_stage(X, labels, clusterer,
-                                                      spec)
+        hier = hierarchy.build(labels, clusterer)
+        labels, geo, metrics = measure_stage(X, hier, clusterer, spec)
+        nodes = hierarchy.measure_nodes(X, hier) if hier.layered else None
         external = truth_stage(emb, labels, plan)
-        state = fitted.dumps(fitted.capture(
-            spec.normalize, spec.reducers, clusterer, X, labels, mapping,
-            emb.ids, spec.seed))
+        attachments = {"fitted": fitted.dumps(fitted.capture(
+            spec.normalize, spec.reducers, clusterer, X, hier.leaf,
+            hier.mapping, emb.ids, spec.seed))}
+        if nodes is not None:
+            attachments["layers"] = hierarchy.layers_attachment(
+                emb.ids, hier, nodes, X, spec.seed)
     with timings("map"):
         points, map_facts = map_stage(X, spec, report)
     timings.finish()
     config, results, columns = record_stage(
         plan, emb, reductions, clusterer, labels, moved, geo, metrics,
         external, points, map_facts, timings)
+    if nodes is not None:
+        results["hierarchy"] = hierarchy.record(hier, nodes)
+        columns += layer_columns(plan, hier)
+        config["fields"].update({c.suffix: c.path for c in columns})
     report(0.95, "writing fields")
-    run = api.store_run(plan, config, results, emb, columns, state,
+    run = api.store_run(plan, config, results, emb, columns, attachments,
                         progress=lambda m: report(0.95, m))
     report(1.0, "done")
     return run
@@ -234,13 +242,26 @@ def _truth_by_row(plan, emb):
     return [by_id.get(i) for i in emb.ids]
 
 
-def measure_stage(X, labels, clusterer, spec):
-    labels, mapping = relabel_by_size(labels)
+def measure_stage(X, hier, clusterer, spec):
+    """The cut's labels (tree node ids), its geometry and its quality."""
+    labels = hier.labels()
     geo = measure(X, labels)
     metrics = internal_quality(X, labels, seed=spec.seed,
                                density=clusterer.density,
                                stats=clusterer.stats_)
-    return labels, mapping, geo, metrics
+    return labels, geo, metrics
+
+
+def layer_columns(plan, hier):
+    """Each sample's cluster in every layer, so that any layer can be
+    browsed (grouped by, coloured by) without recomputing."""
+    out = []
+    for i in range(hier.tree.n_layers):
+        suffix = schema.layer_suffix(i)
+        out.append(Column(suffix, schema.field_path(plan.prefix, suffix,
+                                                     plan.labels_path),
+                          hier.layer_labels(i)))
+    return out
 
 
 def map_stage(X, spec, report):
@@ -304,7 +325,11 @@ def record_stage(plan, emb, reductions, clusterer, labels, moved, geo,
 
 
 def _cluster_summaries(geo):
+    """One summary per cluster of the cut, largest first (ids are tree
+    nodes: those of other layers have no members here)."""
     mean_dist = geo.mean_dist()
+    present = [c for c in range(geo.n_clusters) if geo.sizes[c]]
+    present.sort(key=lambda c: (-int(geo.sizes[c]), c))
     return [
         {
             "id": c,
@@ -312,5 +337,5 @@ def _cluster_summaries(geo):
             "mean_dist": float(mean_dist[c]),
             "centre": [float(v) for v in geo.centres[c]],
         }
-        for c in range(geo.n_clusters)
+        for c in present
     ]

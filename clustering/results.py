@@ -13,7 +13,7 @@ from ..labeling import naming
 from ..storage import schema
 from ..storage.runs import StoredRun
 from ..units import ParamError
-from . import presentation
+from . import hierarchy, presentation
 from .assign import place_samples
 from .compare import compare
 from .summary import run_summary
@@ -247,12 +247,13 @@ class ClusterRun(StoredRun):
     # -- writes through the run --------------------------------------------------
 
     def amend(self, rows, columns, results, config=None, replace=False,
-              progress=None):
+              progress=None, attachments=None):
         """Writes through the run (see
         :meth:`~..storage.runs.StoredRun.amend`) and shows the result in
         the App."""
         updated = super().amend(rows, columns, results, config=config,
-                                replace=replace, progress=progress)
+                                replace=replace, progress=progress,
+                                attachments=attachments)
         presentation.show(updated)
         return updated
 
@@ -292,6 +293,121 @@ class ClusterRun(StoredRun):
         """Writes a CSV of the members (and their images); see
         :func:`..curation.export.export_clusters`."""
         return export.export_clusters(self, path, **kwargs)
+
+    # -- the hierarchy ---------------------------------------------------------
+
+    @property
+    def layers(self):
+        """One entry per layer, finest first: ``{"layer", "n_clusters",
+        "nodes"}`` (a flat run has one layer)."""
+        return hierarchy.layers_of(self)
+
+    @property
+    def cut(self):
+        """The node ids of the current cut (the clusters the fields hold)."""
+        return hierarchy.cut_of(self)
+
+    @property
+    def tree(self):
+        """The :class:`~..algorithms.tree.Tree` of the run's clusters."""
+        return hierarchy.tree_of(self)
+
+    def node(self, cluster):
+        """A cluster's record: parent, children, layers, size, centre."""
+        records = hierarchy.node_records_of(self)
+        (cluster,) = self.check_nodes([cluster], "cluster")
+        return records[cluster]
+
+    def check_nodes(self, clusters, param="clusters"):
+        """``clusters`` as ints, each a node of the run's tree (or −1, the
+        noise)."""
+        tree = self.tree
+        try:
+            ids = [int(c) for c in clusters]
+        except (TypeError, ValueError):
+            raise ParamError(f"{param}: cluster ids are integers, got "
+                             f"{list(clusters)!r}", param) from None
+        unknown = [c for c in ids if not (0 <= c < tree.n_nodes or c == -1)]
+        if unknown:
+            raise ParamError(f"{param}: run '{self.key}' has no cluster "
+                             f"{unknown[0]}", param)
+        return ids
+
+    def set_cut(self, layer=None, clusters=None, progress=None):
+        """Moves the cut to a whole ``layer`` (0 is the finest), or to the
+        given ``clusters`` (tree node ids that together hold every
+        clustered sample once). One transaction; returns the updated
+        run."""
+        if (layer is None) == (clusters is None):
+            raise ParamError("set_cut: give a layer or a list of clusters",
+                             "layer")
+        if layer is not None:
+            layers = self.layers
+            if not isinstance(layer, int) or not 0 <= layer < len(layers):
+                raise ParamError(f"layer: run '{self.key}' has layers 0 to "
+                                 f"{len(layers) - 1}, got {layer!r}",
+                                 "layer")
+            clusters = layers[layer]["nodes"]
+        return hierarchy.move_cut(self, self.check_nodes(clusters),
+                                  progress)
+
+    def expand(self, cluster):
+        """Replaces ``cluster`` in the cut by its children."""
+        (cluster,) = self.check_nodes([cluster], "cluster")
+        return hierarchy.move_cut(self, self.tree.expand(self.cut, cluster))
+
+    def collapse(self, clusters):
+        """Replaces ``clusters`` (siblings, or any clusters of one subtree)
+        by the node above them all; other clusters under that node join
+        it too."""
+        cut, _, _ = self.tree.collapse(self.cut, self.check_nodes(clusters))
+        return hierarchy.move_cut(self, cut)
+
+    def coarser(self):
+        """The next coarser layer (or each cluster's parent)."""
+        return hierarchy.move_cut(self, self.tree.coarser(self.cut))
+
+    def finer(self):
+        """The next finer layer (or each cluster's children)."""
+        return hierarchy.move_cut(self, self.tree.finer(self.cut))
+
+    def suggest_merges(self, n=10, per_cluster=4):
+        """Pairs of clusters of the current cut that are probably one
+        concept, best first: ``[{"clusters", "score", "reason",
+        "evidence", "images"}]``; ``images`` maps each cluster to its
+        ``per_cluster`` members nearest its centre. Rejected pairs are never
+        suggested again."""
+        out = hierarchy.suggest_merges(self, n=n)
+        if out and per_cluster:
+            reps = self.representatives(per_cluster)
+            for suggestion in out:
+                suggestion["images"] = {str(c): reps.get(c, [])
+                                        for c in suggestion["clusters"]}
+        return out
+
+    def accept_merge(self, clusters, name=None):
+        """Merges ``clusters`` of the cut: siblings that are all of their
+        parent's children collapse into it; any other set becomes a group
+        (``name``, else their names joined). Returns the updated run."""
+        clusters = self.check_clusters(clusters)
+        how, _ = hierarchy.merge_plan(self, clusters)
+        if how == "collapse" and self.results.get("hierarchy"):
+            return self.collapse(clusters)
+        return self.group({name or hierarchy.merge_name(self, clusters):
+                           clusters})
+
+    def reject_merge(self, clusters):
+        """Remembers that ``clusters`` are not one concept: the pair is never
+        suggested again for this run. Returns the updated run."""
+        clusters = self.check_clusters(clusters)
+        if len(clusters) != 2:
+            raise ParamError("clusters: a merge joins two clusters",
+                             "clusters")
+        pairs = [sorted(p) for p in hierarchy.rejected_pairs(self)]
+        if sorted(clusters) not in pairs:
+            pairs.append(sorted(clusters))
+        results = {**self.results, "rejected_merges": sorted(pairs)}
+        return self.amend([], [], results)
 
     def assign(self, samples, assigner="auto", **kwargs):
         """Places ``samples`` the run has not seen into its clusters (see

@@ -259,7 +259,7 @@ def _store_names(run, names, progress=None):
 def name_cluster(run, cluster, name, description=None):
     """Names (or renames) cluster ``cluster`` of ``run`` by hand. Returns
     the updated run."""
-    (cluster,) = run.check_clusters([cluster], "cluster")
+    (cluster,) = run.check_nodes([cluster], "cluster")
     if not isinstance(name, str) or not name.strip():
         raise ParamError("name: give a non-empty name", "name")
     names = {k: dict(v) for k, v in run.names.items()}

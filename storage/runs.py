@@ -191,13 +191,14 @@ class StoredRun:
     # -- writes through the object ---------------------------------------------
 
     def amend(self, rows, columns, results, config=None, replace=False,
-              progress=None):
+              progress=None, attachments=None):
         """Writes ``columns`` for ``rows`` and the new ``results`` (and
-        ``config``) in one transaction; fails cleanly if another process
-        changed the run since this object was read. Returns the run as
-        written."""
+        ``config``, and ``attachments``) in one transaction; fails cleanly
+        if another process changed the run since this object was read.
+        Returns the run as written."""
         amend_run(self, rows, columns, results, config=config,
-                  replace=replace, progress=progress)
+                  replace=replace, progress=progress,
+                  attachments=attachments)
         return self.reload()
 
     def delete(self):
@@ -321,13 +322,14 @@ def write_run(samples, key, config, results, rows, columns, expect,
 
 
 def amend_run(run, rows, columns, results, config=None, replace=False,
-              progress=None):
+              progress=None, attachments=None):
     """Writes more fields of ``run`` (a :class:`StoredRun` as the caller
     read it) and its updated results, in one transaction: with
     ``replace`` the given fields are replaced whole, else the rows given
-    are added or updated and the others kept. Fails cleanly if another
-    process changed the run since it was read, and checks every field it
-    wrote as :func:`write_run` does."""
+    are added or updated and the others kept. ``attachments`` (name ->
+    bytes) replace the run's attachments of those names. Fails cleanly if
+    another process changed the run since it was read, and checks every
+    field it wrote as :func:`write_run` does."""
     config = dict(config or run.config)
     config["fields"] = {**config.get("fields", run.fields),
                         **{c.suffix: c.path for c in columns}}
@@ -339,13 +341,22 @@ def amend_run(run, rows, columns, results, config=None, replace=False,
         tx = Transaction(lease, run.key, run.record_id)
         check_field_owners(dataset, run.key, [c.path for c in columns])
         owners = _owners_of(run, rows) if labels_path else None
-        attachments = attachments_of(run.record_id)
+        replaced = {(run.results.get(name) or {}).get("file")
+                    for name in attachments or {}}
+        kept = [a for a in attachments_of(run.record_id)
+                if a not in replaced]
         try:
             tx.begin()
             keys = tx.stage_rows(rows, columns, owners, progress=progress)
+            owned = list(kept)
+            for name, blob in (attachments or {}).items():
+                owned.append(tx.stage_attachment(blob, name))
+                results = {**results, name: {
+                    **results.get(name, {}), "file": owned[-1],
+                    "bytes": len(blob)}}
             tx.stage_record(None, config, results, timestamp=run.timestamp,
                             view_stages=run._view_stages,
-                            attachments=attachments)
+                            attachments=owned)
         except BaseException:
             tx.abort()
             raise
@@ -354,7 +365,7 @@ def amend_run(run, rows, columns, results, config=None, replace=False,
                        run_kind=config["kind"])
         tx.merge(keys, labels_path, single, replace=replace)
         tx.point(run.key, tx.new_record)
-        tx.drop_record(run.record_id, keep=attachments)
+        tx.drop_record(run.record_id, keep=kept)
         tx.commit(progress=progress)
         expected = {c.path: tx.staged_counts[c.path] for c in columns}
         if replace:

@@ -70,7 +70,25 @@ FIELD_KINDS = {
     ),
     "label": FieldKind("StringField", "Name of the cluster, run '{key}'"),
     "group": FieldKind("StringField", "Group of the cluster, run '{key}'"),
+    "misfit": FieldKind(
+        "BooleanField", "Placed after the fit, but farther from every "
+        "cluster than its members are (cluster -1), run '{key}'"),
 }
+
+LAYER_PREFIX = "layer"
+
+
+def layer_suffix(layer):
+    """The suffix of the field holding each sample's cluster in one layer
+    of a hierarchy (``K_layer0`` is the finest)."""
+    return f"{LAYER_PREFIX}{layer}"
+
+
+def _layer_kind(suffix):
+    layer = suffix[len(LAYER_PREFIX):]
+    return FieldKind("IntField",
+                     f"Cluster in layer {layer} of run '{{key}}' (0 is the "
+                     "finest; -1 = noise)")
 
 # The fields of a duplicates run (near or exact) and of a uniqueness run.
 DUPLICATE_FIELD_KINDS = {
@@ -104,6 +122,9 @@ KIND_FIELDS = {
 def field_kind(run_kind, suffix):
     """The :class:`FieldKind` of field ``suffix`` of a run of
     ``run_kind``."""
+    if run_kind == RUN_KIND and suffix.startswith(LAYER_PREFIX) and \
+            suffix[len(LAYER_PREFIX):].isdigit():
+        return _layer_kind(suffix)
     return KIND_FIELDS[run_kind][suffix]
 
 

@@ -126,7 +126,7 @@ class Column:
         self.suffix = suffix
         self.path = path
         self.values = values
-        self.kind = kind or schema.FIELD_KINDS[suffix]
+        self.kind = kind or schema.field_kind(schema.RUN_KIND, suffix)
 
 
 class Transaction:

@@ -106,6 +106,7 @@ def test_every_clusterer_splits_two_groups(two_groups, method):
         "hdbscan": {"min_cluster_size": 5},
         "optics": {"min_samples": 4},
         "gmm": {"n_components": 2},
+        "hierarchy": {"cut": 2},
     }[method]
     run = ic.compute_clusters(
         two_groups, "m", embedder=PIXELS8, reducer="none", method=method,
@@ -123,6 +124,10 @@ def test_every_clusterer_splits_two_groups(two_groups, method):
         assert all(0.0 <= p <= 1.0 for p in prob)
     elif method == "gmm":
         assert "prob" in fields and "outlier" not in fields
+    elif method == "hierarchy":
+        layers = {f for f in fields if f.startswith("layer")}
+        assert layers and fields - layers == {
+            "cluster", "dist", "sim", "size", "map"}
     else:
         assert fields == {"cluster", "dist", "sim", "size", "map"}
 

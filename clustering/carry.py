@@ -1,0 +1,196 @@
+"""Decisions that survive a re-run: the names, groups and rejected merges
+of one run carried onto the clusters of another run of the same images.
+
+Each cluster (tree node) of the old run that holds a decision is matched
+to the cluster of the new run whose members overlap most with its own,
+measured on the samples both runs clustered (Jaccard: shared over
+either). A match of at least :data:`MATCH` carries the decision. An old
+cluster whose members went to several new clusters, each mostly inside it,
+was *split*; several old clusters matched to one new cluster were
+*merged*; an old cluster with no match was *dropped*. The report says
+which, cluster by cluster.
+"""
+
+import numpy as np
+
+from ..units import ParamError
+from . import hierarchy
+
+MATCH = 0.5
+# A new cluster counts as a piece of a split old cluster when at least this
+# share of its members were the old cluster's.
+PIECE = 0.5
+
+
+class Decisions:
+    """What a run holds that the user decided, with where its samples sit:
+    ``ids`` and each sample's ``leaf``, the ``tree``, ``names`` (node id
+    string -> entry), ``groups`` (name -> node ids) and ``rejected``
+    (pairs of node ids)."""
+
+    def __init__(self, key, ids, leaf, tree, names, groups, rejected):
+        self.key = key
+        self.ids = list(ids)
+        self.leaf = np.asarray(leaf, dtype=np.int64)
+        self.tree = tree
+        self.names = names
+        self.groups = groups
+        self.rejected = rejected
+
+    @classmethod
+    def of_run(cls, run):
+        tree = hierarchy.tree_of(run)
+        if run.results.get("hierarchy"):
+            data = hierarchy.read_layers_attachment(run.attachment("layers"))
+            ids, leaf = data["ids"].tolist(), data["leaf"]
+        else:
+            members = run.members()
+            pairs = [(i, c) for i, c in zip(members["id"], members["cluster"])
+                     if c is not None]
+            ids = [p[0] for p in pairs]
+            leaf = np.array([p[1] for p in pairs], dtype=np.int64)
+        return cls(run.key, ids, leaf, tree, run.names, run.groups,
+                   [list(p) for p in run.results.get("rejected_merges")
+                    or []])
+
+    @property
+    def empty(self):
+        return not (self.names or self.groups or self.rejected)
+
+    def nodes(self):
+        """The nodes that hold a decision."""
+        out = {int(k) for k in self.names if int(k) >= 0}
+        out.update(int(c) for members in self.groups.values()
+                   for c in members if c >= 0)
+        out.update(int(c) for pair in self.rejected for c in pair)
+        return sorted(out)
+
+
+def match(old, new_ids, new_leaf, new_tree):
+    """Old node -> ``(new node or None, jaccard, pieces)`` for every node of
+    ``old`` that holds a decision, on the samples both clustered."""
+    new_index = {sid: i for i, sid in enumerate(new_ids)}
+    shared = [(i, new_index[sid]) for i, sid in enumerate(old.ids)
+              if sid in new_index]
+    if not shared:
+        raise ParamError(
+            f"run '{old.key}' and the new run have no sample in common; "
+            "nothing can be carried over", "carry_from")
+    old_rows, new_rows = map(np.asarray, zip(*shared))
+    old_leaf = old.leaf[old_rows]
+    new_leaf = np.asarray(new_leaf, dtype=np.int64)[new_rows]
+    new_sizes = _subtree_counts(new_tree, new_leaf)
+    out = {}
+    for node in old.nodes():
+        inside = np.isin(old_leaf, old.tree.leaves_under(node))
+        overlap = _subtree_counts(new_tree, new_leaf[inside])
+        size = int(inside.sum())
+        union = size + new_sizes - overlap
+        jaccard = np.where(union > 0, overlap / np.maximum(union, 1), 0.0)
+        best = int(np.argmax(jaccard)) if len(jaccard) else -1
+        pieces = [int(n) for n in np.flatnonzero(
+            (overlap >= PIECE * np.maximum(new_sizes, 1)) & (overlap > 0))
+            if not any(a in set(np.flatnonzero(
+                overlap >= PIECE * np.maximum(new_sizes, 1)))
+                for a in new_tree.ancestors(n)[1:])]
+        if best >= 0 and jaccard[best] >= MATCH:
+            out[node] = (best, float(jaccard[best]), pieces)
+        else:
+            out[node] = (None, float(jaccard[best]) if best >= 0 else 0.0,
+                         pieces)
+    return out
+
+
+def _subtree_counts(tree, leaves):
+    """For every node, how many of ``leaves`` (one per sample) lie under
+    it."""
+    counts = np.zeros(tree.n_nodes, dtype=np.int64)
+    leaves = leaves[leaves >= 0]
+    if len(leaves):
+        counts[:] = np.bincount(leaves, minlength=tree.n_nodes)[
+            :tree.n_nodes]
+    order = np.argsort(tree.first_layer, kind="stable")
+    for node in order:
+        parent = tree.parent[node]
+        if parent >= 0:
+            counts[parent] += counts[node]
+    return counts
+
+
+def carry(old, new_ids, new_leaf, new_tree, names=None, groups=None,
+          rejected=None):
+    """``(names, groups, rejected, report)``: the new run's decisions with
+    the old run's carried onto its clusters (what the new run already has
+    wins), and what happened to each old cluster."""
+    matched = match(old, new_ids, new_leaf, new_tree)
+    to = {node: m[0] for node, m in matched.items()}
+    names = dict(names or {})
+    report = {"from": old.key, "carried": [], "split": [], "merged": [],
+              "dropped": []}
+    for key, entry in old.names.items():
+        node = int(key)
+        target = -1 if node < 0 else to.get(node)
+        if target is None:
+            _lost(report, node, matched, entry.get("name"))
+            continue
+        if str(target) not in names:
+            names[str(target)] = {**entry, "carried_from": {
+                "run": old.key, "cluster": node}}
+        report["carried"].append({"from": node, "to": target,
+                                  "overlap": _rounded(matched, node),
+                                  "name": entry.get("name")})
+    groups = {g: list(c) for g, c in (groups or {}).items()}
+    for name, members in old.groups.items():
+        carried = sorted({to[c] for c in members if to.get(c) is not None}
+                         | ({-1} if -1 in members else set()))
+        if carried and name not in groups:
+            groups[name] = carried
+    rejected = [list(p) for p in rejected or []]
+    for a, b in old.rejected:
+        pair = sorted({to.get(a), to.get(b)} - {None})
+        if len(pair) == 2 and pair not in rejected:
+            rejected.append(pair)
+    _note_merges(report, to)
+    return names, groups, rejected, report
+
+
+def _rounded(matched, node):
+    return round(matched[node][1], 3)
+
+
+def _lost(report, node, matched, name):
+    pieces = matched.get(node, (None, 0.0, []))[2]
+    if len(pieces) > 1:
+        report["split"].append({"from": node, "into": pieces, "name": name})
+    else:
+        report["dropped"].append({"from": node, "name": name,
+                                  "best_overlap": _rounded(matched, node)
+                                  if node in matched else 0.0})
+
+
+def _note_merges(report, to):
+    into = {}
+    for node, target in to.items():
+        if target is not None:
+            into.setdefault(target, []).append(node)
+    report["merged"] = [{"from": sorted(nodes), "into": target}
+                        for target, nodes in sorted(into.items())
+                        if len(nodes) > 1]
+
+
+def describe(report):
+    """The report as sentences, one per cluster."""
+    lines = []
+    for c in report["carried"]:
+        lines.append(f"cluster {c['from']} -> {c['to']} ('{c['name']}', "
+                     f"{c['overlap']:.0%} overlap)")
+    for s in report["split"]:
+        lines.append(f"cluster {s['from']} ('{s['name']}') split into "
+                     + ", ".join(map(str, s["into"])) + ": not carried")
+    for m in report["merged"]:
+        lines.append("clusters " + ", ".join(map(str, m["from"]))
+                     + f" merged into {m['into']}")
+    for d in report["dropped"]:
+        lines.append(f"cluster {d['from']} ('{d['name']}') has no match "
+                     f"(best overlap {d['best_overlap']:.0%}): dropped")
+    return lines
