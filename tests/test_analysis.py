@@ -53,7 +53,12 @@ def test_every_planted_copy_is_found_with_no_false_group(dataset, planted):
                    for ids in run.groups().values())
     expected = sorted(sorted(g) for g in _true_groups(truth).values())
     assert found == expected
-    assert run.threshold == 0.10
+    # The threshold was calibrated on these photos, and says how.
+    calibration = run.config["params"]["calibration"]
+    assert calibration["calibrated"]
+    assert run.threshold == pytest.approx(min(
+        calibration["ceiling"],
+        calibration["fraction"] * calibration["median_farthest_candidate"]))
     assert run.results["duplicates"] == sum(len(g) - 1 for g in expected)
 
 
@@ -315,7 +320,7 @@ def test_deleting_a_run_removes_only_its_fields(dataset):
     assert dataset.get_field("u_score") is not None
     assert ic.list_analyses(dataset) == {"u": "uniqueness"}
     # The cached vectors stay for the next run.
-    assert dataset.get_field("pixels8_embedding") is not None
+    assert dataset.get_field("pixels32_embedding") is not None
 
 
 def test_an_edited_file_gets_a_new_vector_before_grouping(dataset, planted):
