@@ -17,13 +17,14 @@ import numpy as np
 
 from ..algorithms import dedup as grouping
 from ..algorithms.dedup import near_duplicate_groups
-from ..storage import runs
+from ..embedders.images import file_identity
+from ..storage import digest_cache, runs
 from ..storage import schema as record
 from ..storage.sample_io import iter_rows
 from ..storage.transaction import Column
 from ..support import Reporter, Timings
 from ..units import Param, ParamError
-from .hashing import hash_files
+from .hashing import DIGEST_FINGERPRINT, hash_files
 from .results import DuplicatesResults
 from .source import Source, config_of, results_of
 
@@ -182,11 +183,15 @@ def find_exact_duplicates(samples, key="exact_dups", overwrite=False,
     """Finds files with identical contents in ``samples`` and stores the
     groups as run ``key``, with the same fields as
     :func:`find_near_duplicates` (distances are 0). The earliest sample of a
-    group represents it. A ``filehash`` field set on every sample is used
-    as it is; otherwise files are hashed (BLAKE2b, in parallel threads).
-    Files that cannot be read are reported and skipped."""
+    group represents it. Files are hashed (BLAKE2b, in parallel threads)
+    and the digests cached with each file's identity (path, size,
+    modification time) in ``file_digest``, so a later run hashes only the
+    files that changed. An existing ``filehash`` field is not used: nothing
+    says it still matches the file. Files that cannot be read are reported
+    and skipped."""
     caller = "find_exact_duplicates"
     num_workers = HASH_WORKERS.clean(caller, num_workers)
+    digest_cache.check(samples._dataset, DIGEST_FINGERPRINT)
     fields = duplicate_fields(key)
     expect = runs.check_new_run(samples._dataset, key,
                                 list(fields.values()), overwrite,
@@ -194,41 +199,76 @@ def find_exact_duplicates(samples, key="exact_dups", overwrite=False,
     report = Reporter(progress)
     timings = Timings()
     with timings("hash"):
-        ids, digests, skipped, how = _digests(samples, num_workers, report)
+        digests = _digests(samples, num_workers, report)
     with timings("groups"):
-        groups = grouping.groups_from_keys(digests)
+        groups = grouping.groups_from_keys(digests.values)
         reps = grouping.representatives_first(groups)
         dist = grouping.distances_to_representatives(groups, reps)
     timings.finish()
-    config = config_of(record.DUPLICATES_KIND, "exact", {"hash": how}, None,
-                       None, fields)
+    config = config_of(record.DUPLICATES_KIND, "exact", {"hash": "blake2b"},
+                       None, None, fields)
+    skipped = digests.skipped
     listed = [{"id": i, "reason": r} for i, r in list(skipped.items())[:20]]
-    results = results_of(None, timings, **_summary(groups, len(ids)),
+    results = results_of(None, timings, **_summary(groups, len(digests.ids)),
+                         hashing={"hashed": digests.hashed,
+                                  "reused": digests.reused},
                          skipped={"count": len(skipped), "samples": listed})
-    return _store(samples, key, config, ids, None, groups, reps, dist,
-                  expect, report, results)
+    return _store(samples, key, config, digests.ids, None, groups, reps,
+                  dist, expect, report, results)
+
+
+class _Digests:
+    """Sample ids, one digest each (``None``: unreadable), the skipped ids
+    with their reasons, and how many digests were computed or reused."""
+
+    def __init__(self):
+        self.ids, self.values, self.skipped = [], [], {}
+        self.hashed = self.reused = 0
 
 
 def _digests(samples, num_workers, report):
-    """Sample ids, one digest each (``None``: unreadable), the skipped ids
-    with their reasons, and where the digests came from."""
-    ids, paths, stored = [], [], []
-    has_field = samples._dataset.get_field("filehash") is not None
-    read = ["filepath", "filehash"] if has_field else ["filepath"]
+    dataset = samples._dataset
+    cached = digest_cache.present(dataset)
+    read = ["filepath"] + ([digest_cache.DIGEST_FIELD,
+                            digest_cache.IDENTITY_FIELD] if cached else [])
+    out = _Digests()
+    paths, identities, todo = [], [], []
     for chunk_ids, values in iter_rows(samples, read):
-        ids.extend(chunk_ids)
-        paths.extend(values["filepath"])
-        if has_field:
-            stored.extend(values["filehash"])
-    if has_field and ids and all(h is not None for h in stored):
-        report(0.8, f"using the 'filehash' field of {len(ids):,} samples")
-        return ids, [str(h) for h in stored], {}, "filehash field"
-    digests, failures = hash_files(
-        paths, num_workers,
+        for j, sid in enumerate(chunk_ids):
+            path = values["filepath"][j]
+            # Taken before hashing: a file that changes meanwhile is hashed
+            # again next time.
+            identity = file_identity(path)
+            out.ids.append(sid)
+            paths.append(path)
+            identities.append(identity)
+            if cached and identity is not None and \
+                    values[digest_cache.IDENTITY_FIELD][j] == identity and \
+                    values[digest_cache.DIGEST_FIELD][j]:
+                out.values.append(values[digest_cache.DIGEST_FIELD][j])
+            else:
+                out.values.append(None)
+                todo.append(len(out.ids) - 1)
+    out.reused = len(out.ids) - len(todo)
+    if out.reused:
+        report(0.05, f"{out.reused:,} file digest(s) reused, "
+               f"{len(todo):,} to compute")
+    computed, failures = hash_files(
+        [paths[i] for i in todo], num_workers,
         progress=lambda d, t: report(0.8 * d / max(t, 1),
                                      f"hashing {d:,} of {t:,} files"))
-    skipped = {ids[i]: reason for i, reason in failures.items()}
-    return ids, digests, skipped, "blake2b"
+    new, new_identities = {}, {}
+    for i, digest in zip(todo, computed):
+        out.values[i] = digest
+        if digest is not None and identities[i] is not None:
+            new[out.ids[i]] = digest
+            new_identities[out.ids[i]] = identities[i]
+    out.hashed = len(todo) - len(failures)
+    out.skipped = {out.ids[todo[j]]: reason for j, reason in failures.items()}
+    if new:
+        digest_cache.declare(samples, DIGEST_FINGERPRINT)
+        digest_cache.write(dataset, new, new_identities)
+    return out
 
 
 def _summary(groups, n):
