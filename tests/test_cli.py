@@ -265,3 +265,30 @@ def test_name_tag_group_and_export_from_the_command_line(tmp_path,
     assert {r["group"] for r in rows} == {"all"}
     ds = fo.load_dataset("cli-curation-test")
     assert len(ds.match_tags("review")) == 6
+
+
+def test_a_command_killed_after_its_commit_point_is_refused_at_once(
+        zygote, two_groups):
+    import image_clustering as ic
+
+    ds = two_groups
+    ds.persistent = True
+    params = dict(embedder={"name": "pixels", "size": 8}, reducer="none",
+                  method="kmeans", n_clusters=2, map="none")
+
+    def undo():
+        if "k" in ic.list_runs(ds):
+            ic.delete_run(ds, "k")
+            return True
+        return False
+
+    zygote.kill_after_commit(ds, undo, key="k", params=params)
+
+    out = _cli("cluster", "--dataset", ds.name, "--run-key", "k",
+               "--embedder", "pixels", "--embedder-param", "size=8",
+               "--reducer", "none", "--method", "kmeans", "--param",
+               "n_clusters=2", "--map", "none", "--quiet")
+
+    assert out.returncode == 2
+    assert "already exists" in out.stderr and "--overwrite" in out.stderr
+    assert "another process" not in out.stderr

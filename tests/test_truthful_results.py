@@ -289,3 +289,16 @@ def test_two_runs_with_no_sample_in_common_compare_without_crashing(
     assert result.error is None
     assert result.result["ari"] is None
     assert "cannot be compared" in result.result["summary"]
+
+
+def test_a_conflict_between_writers_renders_as_a_clear_error():
+    from image_clustering.cli.flags import FlagNames
+    from image_clustering.storage.records import StoreError
+    from image_clustering.storage.transaction import ConflictError
+
+    e = ConflictError("run 'k' was changed by another process")
+
+    assert isinstance(e, StoreError) and isinstance(e, ic.ParamError)
+    assert e.param == "run_key"
+    assert str(e) == FlagNames().render(e) == \
+        "run 'k' was changed by another process"

@@ -1,0 +1,93 @@
+"""A write killed after its commit point is finished by the next process
+that takes the dataset's lock. What that process finishes must look as if
+the writer had lived: the run is seen at once, and the App shows it."""
+
+import pytest
+
+import image_clustering as ic
+from image_clustering.storage import schema
+from image_clustering.storage.lease import collection
+
+PARAMS = dict(embedder={"name": "pixels", "size": 8}, reducer="none",
+              method="kmeans", n_clusters=2, map="pca")
+
+
+@pytest.fixture
+def dataset(two_groups):
+    two_groups.persistent = True
+    ic.compute_clusters(two_groups, "warm", **PARAMS)  # fills the cache
+    ic.delete_run(two_groups, "warm")
+    return two_groups
+
+
+def _undo_new_run(ds, key):
+    def undo():
+        if key in ic.list_runs(ds):
+            ic.delete_run(ds, key)
+            return True
+        return False
+    return undo
+
+
+def _left_committed(ds):
+    doc = collection().find_one({"_id": ds._doc.id}) or {}
+    return (doc.get("journal") or {}).get("state") == "committed"
+
+
+def test_a_run_finished_by_the_next_process_is_shown_in_the_app(
+        zygote, dataset):
+    ds = dataset
+    zygote.kill_after_commit(ds, _undo_new_run(ds, "k"), key="k",
+                             params=PARAMS)
+    assert _left_committed(ds)
+
+    assert ic.list_runs(ds) == ["k"]  # any call finishes the write
+
+    ds.reload()
+    assert not _left_committed(ds)
+    groups = [g.name for g in ds.app_config.sidebar_groups or []]
+    assert "clusters: k" in groups
+    assert schema.map_key("k") in ds.list_brain_runs()
+    # Nothing was left for a repair to do.
+    assert ic.repair(ds) == []
+
+
+def test_a_delete_finished_by_the_next_process_leaves_nothing_shown(
+        zygote, dataset):
+    ds = dataset
+    ic.compute_clusters(ds, "k", **PARAMS)
+
+    def undo():
+        if "k" not in ic.list_runs(ds):
+            ic.compute_clusters(ds, "k", **PARAMS)
+            return True
+        return False
+
+    zygote.kill_after_commit(ds, undo, action="delete", key="k")
+    assert ic.list_runs(ds) == []
+
+    ds.reload()
+    groups = [g.name for g in ds.app_config.sidebar_groups or []]
+    assert "clusters: k" not in groups
+    assert schema.map_key("k") not in ds.list_brain_runs()
+    assert ic.repair(ds) == []
+
+
+def test_writing_again_sees_the_finished_run_before_any_work(zygote,
+                                                             dataset):
+    from image_clustering.storage.transaction import ConflictError
+
+    ds = dataset
+    zygote.kill_after_commit(ds, _undo_new_run(ds, "k"), key="k",
+                             params=PARAMS)
+    messages = []
+
+    with pytest.raises(ic.ParamError, match="already exists") as error:
+        ic.compute_clusters(ds, "k", progress=lambda f, m: messages.append(m),
+                            **PARAMS)
+
+    # Refused as an existing run at once, not after the whole pipeline as
+    # a run "changed by another process".
+    assert not isinstance(error.value, ConflictError)
+    assert not any("embed" in m for m in messages)
+    assert ic.list_runs(ds) == ["k"]
