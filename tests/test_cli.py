@@ -292,3 +292,92 @@ def test_a_command_killed_after_its_commit_point_is_refused_at_once(
     assert out.returncode == 2
     assert "already exists" in out.stderr and "--overwrite" in out.stderr
     assert "another process" not in out.stderr
+
+
+@pytest.fixture
+def clustered(tmp_path, named_dataset):
+    """A saved dataset of six dark and six bright images, with a two-cluster
+    run 'k' (made in this process: the commands under test run apart)."""
+    import fiftyone as fo
+
+    import image_clustering as ic
+
+    name = f"cli-{os.path.basename(str(tmp_path))}"
+    named_dataset(name)
+    ds = fo.Dataset(name, persistent=True)
+    ds.add_samples([fo.Sample(filepath=str(write_gray(
+        tmp_path / f"{i}.png", (30, 225)[i % 2], noise=8, seed=i)))
+        for i in range(12)], progress=False)
+    ic.compute_clusters(ds, "k", embedder={"name": "pixels", "size": 8},
+                        reducer="none", method="kmeans", n_clusters=2,
+                        map="none")
+    return ds
+
+
+def _with_key(*args):
+    env_key = os.environ.get("OPENAI_API_KEY")
+    os.environ["OPENAI_API_KEY"] = "sk-test"
+    try:
+        return _cli(*args)
+    finally:
+        if env_key is None:
+            os.environ.pop("OPENAI_API_KEY")
+        else:
+            os.environ["OPENAI_API_KEY"] = env_key
+
+
+def test_label_refuses_prose_as_a_name_and_exits_1(clustered):
+    import image_clustering as ic
+    from openai_server import FakeOpenAI, brightness_name
+
+    refusal = "I'm sorry, I can't identify what these images show."
+
+    def answer(request):
+        return refusal if request.brightness > 128 else \
+            brightness_name(request)
+
+    server = FakeOpenAI(answer)
+    try:
+        out = _with_key("label", clustered.name, "k", "--model",
+                        "vision-test", "--base-url", server.url, "--quiet")
+    finally:
+        server.close()
+
+    assert out.returncode == 1
+    assert "Named 1 cluster(s); 0 unchanged since named; 1 failed" in \
+        out.stdout
+    assert "the model's reply gives no name" in out.stderr
+    assert refusal in out.stderr
+    names = ic.load_run(clustered, "k").results["names"]
+    assert [n["name"] for n in names.values()] == ["dark images"]
+
+
+def test_a_model_folder_that_does_not_exist_is_named(clustered):
+    out = _cli("cluster", "--dataset", clustered.name, "--run-key", "d",
+               "--embedder", "dino", "--embedder-param",
+               "model=/nonexistent/dinov2", "--reducer", "none",
+               "--method", "kmeans", "--param", "n_clusters=2", "--quiet")
+
+    assert out.returncode == 2
+    assert "no folder '/nonexistent/dinov2'" in out.stderr
+    assert "huggingface-cli" not in out.stderr
+
+
+@pytest.mark.parametrize("address, named", [("127.0.0.1:9", "127.0.0.1:9"),
+                                            (None, "auto")])
+def test_a_ray_cluster_that_does_not_answer_is_an_error_naming_it(
+        clustered, address, named):
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["IMAGE_CLUSTERING_RAY_CONNECT_SECONDS"] = "5"
+    args = ["cluster", "--dataset", clustered.name, "--run-key", "r",
+            "--embedder", "pixels", "--embedder-param", "size=16",
+            "--reducer", "none", "--method", "kmeans", "--param",
+            "n_clusters=2", "--executor", "ray", "--quiet"]
+    if address:
+        args += ["--ray-address", address]
+    out = subprocess.run([CLI, *args], capture_output=True, text=True,
+                         timeout=120, env=env, cwd=REPO)
+
+    assert out.returncode == 2
+    assert f"Ray cluster" in out.stderr and f"'{named}'" in out.stderr
+    assert "Traceback" not in out.stderr
