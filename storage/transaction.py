@@ -42,7 +42,13 @@ from ..units import ParamError
 from . import schema
 from .lease import Lease
 from .mongo import db, fs, new_oid, oid
-from .records import StoreError, delete_record_doc, record_id, serialize_view
+from .records import (
+    StoreError,
+    attachments_of,
+    delete_record_doc,
+    record_id,
+    serialize_view,
+)
 from .steps import apply
 
 logger = logging.getLogger(__name__)
@@ -142,7 +148,11 @@ def _roll_back(journal):
     if journal.get("stage"):
         db().drop_collection(journal["stage"])
     if journal.get("record"):
-        delete_record_doc(oid(journal["record"]))
+        # The staged record may share attachments with the live one (an
+        # amend keeps the run's fitted stages): only the attachments this
+        # write staged itself, listed in the journal, are removed below.
+        record = oid(journal["record"])
+        delete_record_doc(record, keep=attachments_of(record))
     if journal.get("results"):
         fs().delete(oid(journal["results"]))
     for attachment in journal.get("attachments") or []:

@@ -7,6 +7,7 @@ import pytest
 import image_clustering as ic
 from image_clustering.storage import schema
 from image_clustering.storage.lease import collection
+from image_clustering.storage.mongo import db, oid
 
 PARAMS = dict(embedder={"name": "pixels", "size": 8}, reducer="none",
               method="kmeans", n_clusters=2, map="pca")
@@ -91,3 +92,32 @@ def test_writing_again_sees_the_finished_run_before_any_work(zygote,
     assert not isinstance(error.value, ConflictError)
     assert not any("embed" in m for m in messages)
     assert ic.list_runs(ds) == ["k"]
+
+
+def test_undoing_a_killed_amend_keeps_the_fitted_stages_it_shares(
+        zygote, dataset):
+    ds = dataset
+    fit = ds.select(ds.values("id")[::2])
+    ic.compute_clusters(fit, "k", **PARAMS)
+    args = dict(action="amend", dataset=ds.name, verb="assign",
+                args={"run_key": "k"})
+    # A kill after the amend staged its new record (which names the same
+    # fitted stages as the live one) and before it committed.
+    for n in range(1, 40):
+        status, _ = zygote.run(kill_at=n, **args)
+        assert status["signal"] == 9
+        doc = collection().find_one({"_id": ds._doc.id}) or {}
+        journal = doc.get("journal") or {}
+        if journal.get("state") == "staging" and journal.get("record") and \
+                db().runs.find_one({"_id": oid(journal["record"])}):
+            break
+        ic.repair(ds)
+    else:
+        raise AssertionError("no kill left an amend staged")
+
+    ic.repair(ds)  # undoes the amend
+
+    run = ic.load_run(ds, "k")
+    assert run.results.get("assigned") is None
+    placed = ic.assign_clusters(ds, "k")  # needs the fitted stages
+    assert placed.results["assigned"]["count"] == len(ds) - len(fit)

@@ -113,6 +113,34 @@ def action_delete(dataset, key, kill_at=None):
     return {"calls": switch.calls}
 
 
+# Changes to a stored run (amends, tags), each scoped to the one SDK call
+# that makes it.
+AMENDS = {
+    "name": "name_cluster",
+    "label": "label_clusters",
+    "group": "group_clusters",
+    "tag": "tag_clusters",
+    "assign": "assign_clusters",
+}
+
+
+def action_amend(dataset, verb, args, kill_at=None):
+    name = AMENDS[verb]
+    switch = KillSwitch(kill_at)
+    switch.install([(runs, name)])
+    getattr(runs, name)(_dataset(dataset), **args)
+    return {"calls": switch.calls}
+
+
+def action_delete_duplicates(dataset, key, confirm, kill_at=None):
+    from image_clustering.analysis.results import DuplicatesResults
+
+    switch = KillSwitch(kill_at)
+    switch.install([(DuplicatesResults, "delete_duplicates")])
+    DuplicatesResults.load(_dataset(dataset), key).delete_duplicates(confirm)
+    return {"calls": switch.calls}
+
+
 def action_embed(dataset, slice_size, kill_at=None):
     """Embeds with pixels8 and writes the cache every ``slice_size``
     images, killed at cache write ``kill_at``."""
@@ -166,6 +194,8 @@ ACTIONS = {
     "racer": action_racer,
     "embed": action_embed,
     "import": action_import,
+    "amend": action_amend,
+    "delete_duplicates": action_delete_duplicates,
 }
 
 
