@@ -123,9 +123,15 @@ def test_one_failing_cluster_is_reported_and_the_others_kept(levels):
 
 
 def test_a_timeout_is_reported(levels, server):
-    server.delay = 3.0
-    out = _label(levels, server, clusters=[0], timeout=1.0, max_retries=0)
+    # The server holds the request until the client has given up.
+    server.hold()
+    try:
+        out = _label(levels, server, clusters=[0], timeout=1.0,
+                     max_retries=0)
+    finally:
+        server.release()
     assert out["named"] == [] and "Timeout" in out["failed"][0]
+    assert len(server.requests) == 1
 
 
 @pytest.mark.parametrize("reply,name,description", [

@@ -2,6 +2,7 @@
 ownership of fields, the lock, and the checks after each write."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -129,13 +130,19 @@ def test_a_field_another_run_owns_is_never_deleted_with_this_one(two_groups):
 def test_a_process_waiting_for_the_lock_says_so(two_groups):
     ic.compute_clusters(two_groups, "cache", **KMEANS2)
     messages = []
+    waiting = threading.Event()
     done = threading.Event()
     errors = []
 
+    def progress(fraction, message):
+        messages.append(message)
+        if "waiting for the lock" in message:
+            waiting.set()
+
     def run():
         try:
-            ic.compute_clusters(two_groups, "waiter", progress=lambda f, m:
-                                messages.append(m), **KMEANS2)
+            ic.compute_clusters(two_groups, "waiter", progress=progress,
+                                **KMEANS2)
         except Exception as e:
             errors.append(e)
         done.set()
@@ -144,15 +151,18 @@ def test_a_process_waiting_for_the_lock_says_so(two_groups):
     try:
         thread = threading.Thread(target=run)
         thread.start()
-        assert not done.wait(3)
-        assert any("waiting for the lock" in m and "a test holding the lock"
-                   in m for m in messages), messages
+        assert waiting.wait(120), messages
+        said = time.time()
+        assert any("a test holding the lock" in m for m in messages)
+        # It waits for as long as the lock is held: not done yet.
+        assert not done.is_set()
     finally:
+        released = time.time()
         holder.release()
-    thread.join(60)
+    thread.join(120)
     assert not errors and done.is_set()
     assert ic.load_run(two_groups, "waiter").results["timings"][
-        "lock_wait"] >= 2.5
+        "lock_wait"] >= released - said
 
 
 def test_an_expired_lease_of_another_machine_is_taken_over(two_groups):

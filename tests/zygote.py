@@ -165,18 +165,36 @@ def action_import(folder, name, kill_at=None):
     return {"calls": switch.calls}
 
 
-def action_racer(dataset, key, params, go_file):
+def _wait_for(predicate, seconds=120):
+    deadline = time.time() + seconds
+    while not predicate() and time.time() < deadline:
+        time.sleep(0.005)
+
+
+def action_racer(dataset, key, params, go_file, together=None):
     """Loads the dataset, then waits for ``go_file`` so that all racers
-    start at once; reports success or the error, with times."""
+    start at once; reports success or the error, with times. With
+    ``together`` (the number of racers), each also waits, once its request
+    has been checked against the dataset, until all have been: every racer
+    then works from what it saw before any of them wrote."""
     ds = _dataset(dataset)
     open(go_file + f".ready.{os.getpid()}", "w").close()
     while not os.path.exists(go_file):
         time.sleep(0.005)
     started = time.time()
     stamps = {}
+    folder = os.path.dirname(go_file)
+
+    def validated():
+        return len([f for f in os.listdir(folder) if ".validated." in f])
 
     def progress(fraction, message):
-        stamps.setdefault("validated", time.time())
+        if "validated" in stamps:
+            return
+        stamps["validated"] = time.time()
+        if together:
+            open(go_file + f".validated.{os.getpid()}", "w").close()
+            _wait_for(lambda: validated() >= together)
 
     try:
         run = ic.compute_clusters(ds, key, progress=progress, **params)
