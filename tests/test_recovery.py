@@ -121,3 +121,23 @@ def test_undoing_a_killed_amend_keeps_the_fitted_stages_it_shares(
     assert run.results.get("assigned") is None
     placed = ic.assign_clusters(ds, "k")  # needs the fitted stages
     assert placed.results["assigned"]["count"] == len(ds) - len(fit)
+
+
+def test_an_analysis_run_left_committed_is_finished_when_loaded(zygote,
+                                                                dataset):
+    ds = dataset
+
+    def undo():
+        if "d" in ic.list_analyses(ds):
+            ic.delete_analysis(ds, "d")
+            return True
+        return False
+
+    zygote.kill_after_commit(ds, undo, action="exact_duplicates", key="d")
+    assert _left_committed(ds)
+
+    run = ic.load_duplicates(ds, "d")
+
+    assert run.results["samples"] == 24
+    assert not _left_committed(ds)
+    assert ic.list_analyses(ds) == {"d": "duplicates"}

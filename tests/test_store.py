@@ -269,3 +269,78 @@ def test_store_writes_values_by_id_whatever_the_order(two_groups):
         for sid, cl, d in zip(ids, clusters, dists):
             if cl == c["id"]:
                 assert abs(np.linalg.norm(X[sid] - centre) - d) < 1e-5
+
+
+def test_an_amend_is_checked_against_what_was_staged(two_groups,
+                                                     monkeypatch):
+    from image_clustering.storage import steps
+
+    ic.compute_clusters(two_groups, "k", **KMEANS2)
+    real = steps._merge
+
+    def merge_dropping_the_names(dataset, step):
+        keys = {p: k for p, k in step["keys"].items()
+                if not p.endswith("_label")}
+        real(dataset, {**step, "keys": keys})
+
+    monkeypatch.setattr(steps, "_merge", merge_dropping_the_names)
+    with pytest.raises(steps.IntegrityError, match="k_label has 0 of 12"):
+        ic.name_cluster(two_groups, "k", 0, "first")
+
+
+def test_a_writer_that_lost_its_lease_after_committing_applies_no_step(
+        two_groups, monkeypatch):
+    from image_clustering.storage.lease import LeaseLost
+
+    real = Lease.update_journal
+
+    def commit_then_lose_the_lease(self, changes):
+        real(self, changes)
+        if changes.get("journal.state") == "committed":
+            # As when this process stalls past its lease and another takes
+            # the dataset over.
+            collection().update_one({"_id": self._id},
+                                    {"$set": {"owner": "another-writer"}})
+
+    monkeypatch.setattr(Lease, "update_journal", commit_then_lose_the_lease)
+    with pytest.raises(LeaseLost):
+        ic.compute_clusters(two_groups, "k", **KMEANS2)
+    monkeypatch.undo()
+
+    doc = collection().find_one({"_id": two_groups._doc.id})
+    assert doc["journal"]["state"] == "committed"
+    assert doc["journal"]["next"] == 0
+    two_groups.reload()
+    assert two_groups.get_field("k_cluster") is None
+    # The new holder (here: the next call, once the other lets go)
+    # finishes the write.
+    collection().update_one({"_id": two_groups._doc.id},
+                            {"$set": {"owner": None}})
+    assert ic.list_runs(two_groups) == ["k"]
+    assert len(two_groups.exists("k_cluster")) == 24
+
+
+def test_a_holder_is_known_by_host_and_pid_namespace(two_groups):
+    import os
+    import socket
+
+    from image_clustering.storage import lease as leases
+
+    namespace = os.readlink("/proc/self/ns/pid")
+    identity = f"{socket.gethostname()}/{namespace}"
+    held = Lease(two_groups, "a test")
+    try:
+        doc = collection().find_one({"_id": two_groups._doc.id})
+    finally:
+        held.release()
+    assert doc["host"] == identity
+    # A pid of this host and namespace whose process is gone (its start
+    # time differs) frees the lease at once ...
+    me = os.getpid()
+    assert leases.holder_is_gone({"host": identity, "pid": me,
+                                  "pid_started": 1.0})
+    # ... but a holder in a container that shares the host name and not the
+    # PID namespace cannot be judged by pid: it waits for the lease to expire.
+    assert not leases.holder_is_gone({
+        "host": f"{socket.gethostname()}/pid:[1]", "pid": me,
+        "pid_started": 1.0})

@@ -302,3 +302,29 @@ def test_a_conflict_between_writers_renders_as_a_clear_error():
     assert e.param == "run_key"
     assert str(e) == FlagNames().render(e) == \
         "run 'k' was changed by another process"
+
+
+def test_deleting_duplicates_refuses_a_run_changed_since_it_was_read(
+        tmp_path, make_dataset):
+    from image_clustering.storage.transaction import ConflictError
+
+    ds = _pairs_of_copies(tmp_path, make_dataset)
+    read = ic.find_exact_duplicates(ds, key="d")
+    counted = read.counts()["duplicates"]
+    # Meanwhile another process finds the duplicates again, over one more
+    # copy.
+    ds.add_sample(fo.Sample(filepath=str(write_gray(
+        tmp_path / "f7-copy.png", 160, noise=20, seed=160))))
+    ic.find_exact_duplicates(ds, key="d", overwrite=True)
+
+    with pytest.raises(ConflictError, match="changed by another process"):
+        read.delete_duplicates(confirm=counted)
+    assert len(ds) == 9
+
+
+def test_an_empty_view_is_refused_as_empty(twelve):
+    with pytest.raises(ic.ParamError, match="there are no samples to "
+                       "cluster"):
+        ic.compute_clusters(twelve.match_tags("nowhere"), "k",
+                            embedder={"name": "pixels", "size": 8},
+                            reducer="none", method="kmeans", n_clusters=2)

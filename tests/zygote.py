@@ -132,6 +132,15 @@ def action_amend(dataset, verb, args, kill_at=None):
     return {"calls": switch.calls}
 
 
+def action_exact_duplicates(dataset, key, kill_at=None):
+    from image_clustering.analysis import duplicates
+
+    switch = KillSwitch(kill_at)
+    switch.install([(duplicates, "find_exact_duplicates")])
+    duplicates.find_exact_duplicates(_dataset(dataset), key=key)
+    return {"calls": switch.calls}
+
+
 def action_delete_duplicates(dataset, key, confirm, kill_at=None):
     from image_clustering.analysis.results import DuplicatesResults
 
@@ -214,6 +223,7 @@ ACTIONS = {
     "import": action_import,
     "amend": action_amend,
     "delete_duplicates": action_delete_duplicates,
+    "exact_duplicates": action_exact_duplicates,
 }
 
 
