@@ -548,3 +548,48 @@ def test_group_says_which_clusters_it_moves(clustered):
     assert first.returncode == 0 and "moved" not in first.stdout
     assert moved.returncode == 0, moved.stderr
     assert "  cluster 1 moved out of group 'a'" in moved.stdout
+
+
+def test_a_run_where_every_sample_is_noise_prints_and_shows(tmp_path,
+                                                            named_dataset):
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "scattered"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 256, (16, 16)).astype(np.uint8),
+                        "L").save(folder / f"{i}.png")
+    named_dataset("cli-all-noise")
+    made = _cli("cluster", str(folder), "--dataset", "cli-all-noise",
+                "--run-key", "void", "--embedder", "pixels",
+                "--embedder-param", "size=8", "--reducer", "none",
+                "--method", "dbscan", "--param", "eps=0.000001", "--param",
+                "min_samples=3", "--noise", "keep", "--quiet")
+    shown = _cli("info", "cli-all-noise", "void")
+
+    for out in (made, shown):
+        assert out.returncode == 0, out.stderr
+        assert "0 clusters, 12 noise, 0.0% of 12 clustered" in out.stdout
+        assert re.search(r"noise +12 +-", out.stdout), out.stdout
+
+
+def test_two_runs_with_nothing_in_common_compare_in_a_sentence(clustered):
+    import image_clustering as ic
+
+    ids = clustered.values("id")
+    ic.compute_clusters(clustered.select(ids[:6]), "a",
+                        embedder={"name": "pixels", "size": 8},
+                        reducer="none", method="kmeans", n_clusters=2,
+                        map="none")
+    ic.compute_clusters(clustered.select(ids[6:]), "b",
+                        embedder={"name": "pixels", "size": 8},
+                        reducer="none", method="kmeans", n_clusters=2,
+                        map="none")
+
+    out = _cli("compare", clustered.name, "a", "b")
+
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ("'a' vs 'b': no sample was clustered by "
+                                  "both runs, so they cannot be compared")
