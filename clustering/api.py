@@ -51,6 +51,8 @@ def store_run(plan, config, results, emb, columns, fitted_state,
         check=lambda d: presentation.check_brain_key(
             d, plan.key, schema.brain_key_of(config)))
     run = load_run(dataset, plan.key)
+    if progress is not None:
+        progress("writing: showing the run in the App")
     presentation.show(run, replaced)
     return run
 
