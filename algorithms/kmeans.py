@@ -31,6 +31,12 @@ INIT_ROUNDS = 5
 INIT_OVERSAMPLING = 2
 # Rows per nearest-neighbour search call: bounds the distance matrix.
 SEARCH_CHUNK = 16384
+# Lloyd iterations stop once the centres move, in all, less than this
+# times the data's mean variance per dimension (scikit-learn's rule and
+# default).
+TOLERANCE = 1e-4
+# Rows the mean variance is estimated on.
+VARIANCE_SAMPLE = 100_000
 
 
 def faiss_available():
@@ -70,8 +76,9 @@ class KMeans:
         n_clusters: k
         engine: ``faiss``, ``sklearn`` or ``auto`` (faiss when installed)
         n_init: restarts; the lowest inertia is kept
-        max_iter: Lloyd iterations (default: 30 for faiss, scikit-learn's
-            300 with its tolerance)
+        max_iter: the most Lloyd iterations (default: 30 for faiss,
+            scikit-learn's 300); both stop earlier once the centres settle
+            (:data:`TOLERANCE`), and ``n_iter_`` counts those run
         init: ``k-means++`` or ``random``
         train_per_centroid: faiss trains on at most this many points per
             centre
@@ -162,33 +169,43 @@ class KMeans:
         k = self.n_clusters
         centres = self._initial_centres(X, seed)
         niter = self.max_iter or 30
+        tolerance = TOLERANCE * _mean_variance(X, seed)
         if self.progress is not None:
             self.progress(0.0, f"k-means: {k} centres chosen, iterating")
-        # A few Lloyd iterations per call, each call starting from the last,
-        # so that a long training reports its progress (faiss's own loop
-        # reports none); more calls would cost more than they tell.
-        step = max(1, niter // PROGRESS_STEPS)
-        done = 0
-        while done < niter:
-            todo = min(step, niter - done)
+        # One Lloyd iteration per call, each starting from the last (faiss
+        # draws the same training sample each time, from the same seed),
+        # so that training stops once the centres settle and reports its
+        # progress; faiss's own loop does neither.
+        for done in range(1, niter + 1):
             model = faiss.Kmeans(
-                X.shape[1], k, niter=todo, seed=seed,
+                X.shape[1], k, niter=1, seed=seed,
                 max_points_per_centroid=self.train_per_centroid,
                 min_points_per_centroid=1, gpu=_faiss_gpus() > 0,
                 verbose=False,
             )
             model.train(X, init_centroids=centres)
+            moved = float(((model.centroids - centres) ** 2).sum())
             centres = model.centroids.copy()
-            done += todo
             if self.progress is not None:
                 self.progress(0.9 * done / niter / self.n_init,
-                              f"k-means iteration {done} of {niter}")
-        return centres, niter
+                              f"k-means iteration {done} of at most {niter}")
+            if moved <= tolerance:
+                break
+        return centres, done
 
     def predict(self, X):
         labels, _ = nearest(np.ascontiguousarray(X, dtype=np.float32),
                             self.cluster_centers_)
         return labels
+
+
+def _mean_variance(X, seed):
+    """The mean over dimensions of the variance of ``X``'s columns, on a
+    uniform sample of at most :data:`VARIANCE_SAMPLE` rows."""
+    if len(X) > VARIANCE_SAMPLE:
+        X = X[np.sort(np.random.default_rng(seed).choice(
+            len(X), VARIANCE_SAMPLE, replace=False))]
+    return float(np.mean(np.var(X, axis=0, dtype=np.float64)))
 
 
 def _oversampled_candidates(X, k, rng):

@@ -7,6 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 READ_BYTES = 1 << 20
 SLICE = 4096
+# What a digest is, stored with cached digests so that a change of method
+# is never mixed with old values.
+DIGEST_FINGERPRINT = {"hash": "blake2b", "digest_size": 20, "form": "size:hex"}
 
 
 def file_digest(path):

@@ -298,9 +298,12 @@ def _assign(args):
     samples = dataset.match_tags(args.tag) if args.tag else dataset
     run = load_run(dataset, args.key)
     todo = samples_to_place(samples, run)
+    what = "samples" if not args.tag else \
+        f"samples tagged {', '.join(args.tag)}"
+    if not len(samples):
+        print(f"Nothing to place: there are no {what}")
+        return 0
     if not len(todo):
-        what = "samples" if not args.tag else \
-            f"samples tagged {', '.join(args.tag)}"
         print(f"Nothing to place: all {len(samples):,} {what} already have "
               f"a cluster of run '{args.key}'")
         return 0

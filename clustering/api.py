@@ -5,7 +5,7 @@ module functions, each a thin wrapper around a method of the run object."""
 from ..labeling.naming import estimate
 from ..storage import runs as stored
 from ..storage import schema
-from ..storage.transaction import locked
+from ..storage.transaction import locked, on_rolled_forward
 from . import presentation
 from .results import ClusterRun
 
@@ -87,6 +87,19 @@ def delete_run(samples, key):
 def _hide(dataset, key, config):
     with locked(dataset, f"hiding run '{key}'") as lease:
         presentation.hide(lease.dataset, key, config)
+
+
+@on_rolled_forward
+def _show_finished_write(dataset, key, kind):
+    """A write that a stopped process left committed, finished by this one:
+    the App shows the run as if its writer had lived (its map and sidebar
+    group), and forgets what it showed of a run the write removed."""
+    if kind in ClusterRun.KINDS:
+        presentation.show(load_run(dataset, key))
+    elif kind is None:
+        runs = {k: load_run(dataset, k) for k in list_runs(dataset)}
+        with locked(dataset, f"hiding run '{key}'") as lease:
+            presentation.repair(lease.dataset, runs)
 
 
 def repair(samples):

@@ -219,6 +219,9 @@ def _thumbnail(path):
 def _montage(run, per_cluster=8, **_):
     import matplotlib.pyplot as plt
 
+    if not run.clusters:
+        return _message(f"run '{run.key}' has no clusters: all "
+                        f"{run.metrics['n_noise']:,} samples are noise")
     reps = run.representatives(per_cluster=per_cluster)
     names = {str(k): v for k, v in (run.results.get("names") or {}).items()}
     clusters = run.clusters[:MAX_CLUSTERS]
@@ -244,6 +247,16 @@ def _montage(run, per_cluster=8, **_):
                     + (f" (first {rows} of {len(run.clusters)} clusters)"
                        if more > 0 else ""), fontsize=10)
     figure.tight_layout()
+    return figure
+
+
+def _message(text):
+    """A chart that is one sentence: what there is to see instead."""
+    import matplotlib.pyplot as plt
+
+    figure, ax = plt.subplots(figsize=(6, 1.5))
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=10)
+    ax.axis("off")
     return figure
 
 

@@ -39,6 +39,12 @@ class Embedder(Unit):
     #: L2-normalises them unless told otherwise (model features are).
     normalize = False
 
+    #: The side of the square grayscale image that each vector is, when
+    #: the vectors are thumbnails; near-duplicates then compare them as
+    #: images (:mod:`..algorithms.thumbnail_distance`). ``None`` for
+    #: features.
+    thumbnail_side = None
+
     def fingerprint(self):
         """Plain JSON that identifies the vectors this embedder produces."""
         raise NotImplementedError

@@ -44,6 +44,10 @@ class PixelEmbedder(Embedder):
     def field_name(self):
         return f"pixels{self.params['size']}_embedding"
 
+    @property
+    def thumbnail_side(self):
+        return self.params["size"]
+
     def embed(self, paths, num_workers=None, batch_size=None, progress=None,
               decode="auto"):
         return embed_in_batches(paths, PixelDecode(self.params["size"]),

@@ -15,6 +15,7 @@ Requires the ``ray`` extra (``pip install -e ".[ray]"``).
 
 import os
 import socket
+import threading
 
 import numpy as np
 
@@ -35,8 +36,9 @@ class RayExecutor:
 
     Args:
         address: the Ray cluster (``ray://host:10001``, ``host:6379`` or
-            ``auto``); ``None`` joins a cluster started on this machine or
-            starts one
+            ``auto``); ``None``: ``RAY_ADDRESS``, else a cluster already
+            running on this machine. None is ever started, and one that
+            does not answer is an error naming the address
         concurrency: the number of actors
         batch_size: images per actor call
         gpus_per_actor: GPUs each actor asks for; by default one where the
@@ -83,18 +85,51 @@ class RayExecutor:
         return _collect(mapped, ids, progress)
 
 
+def connect_seconds():
+    """How long to wait for a Ray cluster to answer
+    (``IMAGE_CLUSTERING_RAY_CONNECT_SECONDS``, default 30)."""
+    return float(os.environ.get("IMAGE_CLUSTERING_RAY_CONNECT_SECONDS", "30"))
+
+
 def _connect(address):
+    """Ray, connected to the cluster at ``address`` (``None``: the one in
+    ``RAY_ADDRESS``, else one already running on this machine). A cluster
+    is never started here, and an address that does not answer within
+    :func:`connect_seconds` is an error that names it: Ray itself would
+    wait for ever."""
     try:
         import ray
     except ImportError:
         raise ParamError(
             "executor 'ray' needs Ray: pip install -e \".[ray]\"") from None
-    if not ray.is_initialized():
-        ray.init(address=address, ignore_reinit_error=True,
-                 log_to_driver=False, logging_level="ERROR")
-        context = ray.data.DataContext.get_current()
-        # Our own progress reaches the caller; Ray's bars would interleave.
-        context.enable_progress_bars = False
+    if ray.is_initialized():
+        return ray
+    address = address or os.environ.get("RAY_ADDRESS") or "auto"
+    timeout = connect_seconds()
+    outcome = {}
+
+    def init():
+        try:
+            ray.init(address=address, ignore_reinit_error=True,
+                     log_to_driver=False, logging_level="ERROR")
+        except BaseException as e:
+            outcome["error"] = e
+
+    thread = threading.Thread(target=init, name="ray-connect", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise ParamError(
+            f"ray: no Ray cluster answered at '{address}' within "
+            f"{timeout:g} s; check the address and that the cluster is "
+            "running", "ray_address")
+    if "error" in outcome:
+        reason = str(outcome["error"]).strip().splitlines()[0]
+        raise ParamError(f"ray: cannot join a Ray cluster at '{address}' "
+                         f"({reason})", "ray_address")
+    context = ray.data.DataContext.get_current()
+    # Our own progress reaches the caller; Ray's bars would interleave.
+    context.enable_progress_bars = False
     return ray
 
 

@@ -38,6 +38,28 @@ def _load(kind, model_id, loader, device, dtype):
         return _LOADED[key]
 
 
+def looks_like_folder(model_id):
+    """Whether ``model_id`` is written as a path rather than a hub id
+    (``org/name``): absolute, starting from the home or the current
+    folder, or more than one level deep."""
+    return (os.path.isabs(model_id) or model_id.startswith(("~", "."))
+            or model_id.count("/") > 1 or "\\" in model_id)
+
+
+def checked_model(owner, model_id, default):
+    """``model_id`` as it will be loaded (``~`` expanded); a path to a
+    folder that does not exist is refused by name, before any work."""
+    if not looks_like_folder(model_id):
+        return model_id
+    path = os.path.expanduser(model_id)
+    if not os.path.isdir(path):
+        raise ModelNotFoundError(
+            f"{owner}: no folder '{model_id}' for 'model': give a model "
+            f"folder written by save_pretrained, or a hub id such as "
+            f"'{default}'", "model", owner=owner)
+    return path
+
+
 def _from_pretrained(cls, model_id, **kwargs):
     try:
         return cls.from_pretrained(model_id, **kwargs)
@@ -46,6 +68,10 @@ def _from_pretrained(cls, model_id, **kwargs):
             raise ModelNotFoundError(
                 f"could not load model from folder '{model_id}': {e}"
             ) from None
+        if looks_like_folder(model_id):
+            raise ModelNotFoundError(
+                f"no folder '{model_id}': give a model folder written by "
+                "save_pretrained, or a hub id") from None
         raise ModelNotFoundError(
             f"could not load model '{model_id}': it is not a local folder, "
             "and it is neither in the Hugging Face cache nor downloadable "
@@ -83,6 +109,10 @@ class TransformersEmbedder(Embedder):
     normalize = True
     # ``model`` names a hub id or a local folder (forms check it).
     loads_from_hub = True
+
+    def check(self):
+        self.params["model"] = checked_model(self.name, self.params["model"],
+                                             self.DEFAULT_MODEL)
 
     def _loaded(self):
         device = resolve_device(self.params["device"])

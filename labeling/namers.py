@@ -18,7 +18,10 @@ import re
 
 from ..embedders import get_embedder
 from ..embedders.images import load_image
-from ..embedders.transformers_models import ModelNotFoundError
+from ..embedders.transformers_models import (
+    ModelNotFoundError,
+    checked_model,
+)
 from ..units import Param, ParamError, Unit, build_unit
 
 PROMPT = (
@@ -153,10 +156,20 @@ def jpeg_data_url(path, max_side):
         buffer.getvalue()).decode("ascii")
 
 
+# A reply with neither JSON nor a "Name:" line names the cluster only when
+# its first line could be a name: this many words at most, not a sentence,
+# not the model speaking of itself ("I'm sorry, I can't ...").
+NAME_WORDS = 6
+_NOT_A_NAME = re.compile(r"^(i|i'm|i’m|we|sorry|as an|unfortunately)\b",
+                         re.I)
+
+
 def parse_reply(text):
     """``{"name", "description"}`` from a model's reply: clean JSON, JSON
-    inside prose or a code fence, or failing that ``Name: ...`` lines or
-    the first line."""
+    inside prose or a code fence, ``Name: ...`` lines, or a short first line
+    that reads as a name. Anything else (a refusal, an explanation) raises
+    ``ValueError`` with the reply quoted: storing prose as a cluster's name
+    would be a wrong answer that looks right."""
     text = text.strip()
     for candidate in [text] + re.findall(r"\{.*?\}", text, re.S):
         try:
@@ -166,9 +179,9 @@ def parse_reply(text):
         if isinstance(data, dict) and data.get("name"):
             return {"name": _short(str(data["name"])),
                     "description": str(data.get("description") or "").strip()}
-    name = re.search(r"name\W*[:=]\s*\"?([^\"\n]+)", text, re.I)
-    description = re.search(r"description\W*[:=]\s*\"?([^\"\n]+)", text,
-                            re.I)
+    name = re.search(r"\bname\W*[:=]\s*\"?([^\"\n]+)", text, re.I)
+    description = re.search(r"\bdescription\W*[:=]\s*\"?([^\"\n]+)",
+                            text, re.I)
     if name:
         return {"name": _short(name.group(1)),
                 "description": description.group(1).strip().rstrip('",')
@@ -177,11 +190,21 @@ def parse_reply(text):
              if line.strip(" *#`\"")]
     if not lines:
         raise ValueError("the model's reply was empty")
-    return {"name": _short(lines[0]), "description": " ".join(lines[1:])}
+    first = lines[0]
+    if len(first.split()) > NAME_WORDS or first.endswith((".", "!", "?")) \
+            or _NOT_A_NAME.match(first):
+        raise ValueError("the model's reply gives no name: "
+                         f"{_quoted(text)}")
+    return {"name": _short(first), "description": " ".join(lines[1:])}
+
+
+def _quoted(text, limit=120):
+    flat = " ".join(text.split())
+    return repr(flat if len(flat) <= limit else flat[:limit] + "...")
 
 
 def _short(name):
-    name = name.strip().strip('".,;:')
+    name = name.strip().strip('".,;:*_` ')
     return " ".join(name.split()[:6])[:60]
 
 
@@ -199,6 +222,10 @@ class ZeroShotNamer(Namer):
               "How each concept is put into words"),
         Param("top", "int", 3, "Concepts kept per cluster", min=1, max=20),
     )
+
+    def check(self):
+        self.params["model"] = checked_model(self.name, self.params["model"],
+                                             self.PARAMS[0].default)
 
     def concepts(self):
         vocabulary = self.params["vocabulary"]

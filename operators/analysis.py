@@ -165,13 +165,11 @@ class FindNearDuplicates(GeneratorOperator):
                           base="near_dups",
                           description="Names the run; its fields are "
                           "<run key>_group, _dist and _rep")
-        embedder = add_source_inputs(ctx, inputs, dups.DEFAULT_EMBEDDER)
-        default = dups.DEFAULT_THRESHOLDS.get(embedder,
-                                              dups.FALLBACK_THRESHOLD)
-        prop = inputs.float("threshold", default=default, label="Threshold",
-                            description="Cosine distance under which two "
-                            f"images are duplicates (default for this "
-                            f"embedder: {default})")
+        add_source_inputs(ctx, inputs, dups.DEFAULT_EMBEDDER)
+        prop = inputs.float("threshold", label="Threshold",
+                            description="Distance under which two images "
+                            "are duplicates; leave empty to calibrate it on "
+                            "the data (as the SDK and the command line do)")
         value = ctx.params.get("threshold")
         if value is not None:
             try:

@@ -105,6 +105,9 @@ class Lease:
         self._heartbeat = None
         self.previous = None
         self.waited = 0.0
+        #: Called, in order, once the lease is given back (work that needs
+        #: the lock again, such as showing a run a dead holder left).
+        self.after_release = []
         self._acquire(progress, timeout)
 
     # -- taking and giving back -------------------------------------------
@@ -201,6 +204,9 @@ class Lease:
             {"_id": self._id, "owner": self.owner},
             {"$set": {"owner": None, "expires": None, "purpose": None}},
         )
+        actions, self.after_release = self.after_release, []
+        for action in actions:
+            action()
 
     def __enter__(self):
         return self

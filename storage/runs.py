@@ -216,8 +216,11 @@ class StoredRun:
 def check_new_run(dataset, key, paths, overwrite, kind):
     """Raises unless a run ``key`` (of ``kind``) writing ``paths`` may be
     stored; returns the record id it would replace (``None`` for a new
-    key)."""
+    key). A write that a stopped process left half done is finished (or
+    undone) first, so that a run it completed is seen now, not when this
+    one is written."""
     schema.validate_run_key(key)
+    finish_abandoned_write(dataset)
     records = records_of(dataset, (kind,))
     rid = record_id(dataset, key)
     if rid is not None:

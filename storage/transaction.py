@@ -26,7 +26,8 @@ How:
 
 This module calls nothing of the App's presentation (sidebar groups,
 colours, the Embeddings panel's map): that follows from a stored run, one
-layer up.
+layer up. When the next process finishes a write that a dead one left
+committed, that layer hears of it through :func:`on_rolled_forward`.
 """
 
 import datetime
@@ -41,7 +42,13 @@ from ..units import ParamError
 from . import bson_rows, schema
 from .lease import Lease
 from .mongo import db, fs, new_oid, oid
-from .records import StoreError, delete_record_doc, record_id, serialize_view
+from .records import (
+    StoreError,
+    attachments_of,
+    delete_record_doc,
+    record_id,
+    serialize_view,
+)
 from . import steps
 from .steps import apply
 
@@ -57,6 +64,9 @@ SPLIT_SAMPLE = 1000
 
 class ConflictError(StoreError, ParamError):
     """Another process changed the run (or took its key) first."""
+
+    def __init__(self, message):
+        ParamError.__init__(self, message, "run_key")
 
 
 def locked(samples, purpose, progress=None):
@@ -75,11 +85,60 @@ def locked(samples, purpose, progress=None):
     return lease
 
 
+# Called as ``callback(dataset, key, kind)`` after a write that a stopped
+# process left committed has been finished (see :func:`on_rolled_forward`).
+_ROLLED_FORWARD = []
+
+
+def on_rolled_forward(callback):
+    """Registers ``callback(dataset, key, kind)``, called for each run key a
+    write changed once that write, left committed by a stopped process,
+    has been finished by this one: ``kind`` is the kind of the run the key
+    now names (:data:`.schema.RUN_KINDS`), or ``None`` when the write
+    removed the key (a delete, or the old key of a rename). It is called
+    after the lock is given back, so it may take the lock itself; what it
+    raises is logged, never passed on (the write is complete either way).
+    Returns ``callback``."""
+    if callback not in _ROLLED_FORWARD:
+        _ROLLED_FORWARD.append(callback)
+    return callback
+
+
+def _changed_keys(journal):
+    """``(key, kind)`` for each run key the journal's steps point anew or
+    remove, in the order of the steps."""
+    out = []
+    for step in journal.get("steps") or []:
+        if step["op"] != "point":
+            continue
+        kind = None
+        if step.get("record"):
+            doc = db().runs.find_one({"_id": oid(step["record"])},
+                                     {"config.kind": 1})
+            kind = ((doc or {}).get("config") or {}).get("kind")
+        out.append((step["key"], kind))
+        out.extend((key, None) for key in step.get("unset") or [])
+    return out
+
+
+def _tell_rolled_forward(dataset, changed):
+    for key, kind in changed:
+        for callback in list(_ROLLED_FORWARD):
+            try:
+                callback(dataset, key, kind)
+            except Exception as e:
+                logger.warning("After finishing the interrupted write of run "
+                               "'%s': %s", key, e)
+
+
 def _recover(lease, journal):
     if journal.get("state") == "committed":
         logger.info("Finishing run write %s left by a stopped process",
                     journal["txid"])
         _roll_forward(lease, journal)
+        changed = _changed_keys(journal)
+        lease.after_release.append(
+            lambda: _tell_rolled_forward(lease.dataset, changed))
     else:
         logger.info("Undoing run write %s left by a stopped process",
                     journal["txid"])
@@ -93,7 +152,11 @@ def _roll_back(journal):
     if journal.get("stage"):
         db().drop_collection(journal["stage"])
     if journal.get("record"):
-        delete_record_doc(oid(journal["record"]))
+        # The staged record may share attachments with the live one (an
+        # amend keeps the run's fitted stages): only the attachments this
+        # write staged itself, listed in the journal, are removed below.
+        record = oid(journal["record"])
+        delete_record_doc(record, keep=attachments_of(record))
     if journal.get("results"):
         fs().delete(oid(journal["results"]))
     for attachment in journal.get("attachments") or []:

@@ -158,6 +158,40 @@ class Zygote:
                 results.append({**json.load(f), **status})
         return results
 
+    def kill_after_commit(self, dataset, undo, action="write", **args):
+        """Runs ``action`` on ``dataset`` in a child killed just after the
+        write's commit point, so that the dataset is left holding a
+        committed journal for the next process to finish. The call to kill
+        at is found by bisection over the write's database calls; after a
+        kill that lands before or after that window the dataset is
+        repaired and ``undo()`` undoes the write, returning whether it had
+        completed. Returns the call number it was killed at."""
+        import image_clustering as ic
+        from image_clustering.storage.lease import collection
+
+        def journal_state():
+            doc = collection().find_one({"_id": dataset._doc.id}) or {}
+            return (doc.get("journal") or {}).get("state")
+
+        status, result = self.run(action, dataset=dataset.name, **args)
+        assert status == {"exit": 0, "signal": None}, result
+        undo()
+        low, high = 1, result["calls"]
+        while low <= high:
+            n = (low + high) // 2
+            status, _ = self.run(action, dataset=dataset.name,
+                                 kill_at=n, **args)
+            assert status["signal"] == 9
+            state = journal_state()
+            if state == "committed":
+                return n
+            ic.repair(dataset)
+            if undo():
+                high = n - 1
+            else:
+                low = n + 1
+        raise AssertionError("no kill left the write committed")
+
     def close(self):
         self.proc.stdin.close()
         self.proc.wait(timeout=60)

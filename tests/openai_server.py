@@ -50,12 +50,14 @@ def brightness_name(request):
 class FakeOpenAI:
     """The server. ``answer(request, n)`` returns the reply text, or a
     ``(status, headers, body)`` tuple for an error; ``n`` counts requests
-    so far. ``delay`` seconds are slept before answering."""
+    so far. Between :meth:`hold` and :meth:`release` (or :meth:`close`),
+    requests wait unanswered."""
 
     def __init__(self, answer=brightness_name):
         self.answer = answer
         self.requests = []
-        self.delay = 0.0
+        self._open = threading.Event()
+        self._open.set()
         self._lock = threading.Lock()
         server = self
 
@@ -70,8 +72,7 @@ class FakeOpenAI:
                 with server._lock:
                     server.requests.append(request)
                     n = len(server.requests)
-                if server.delay:
-                    time.sleep(server.delay)
+                server._open.wait()
                 reply = server.answer(request, n) if \
                     server.answer.__code__.co_argcount == 2 else \
                     server.answer(request)
@@ -98,7 +99,15 @@ class FakeOpenAI:
                                        daemon=True)
         self.thread.start()
 
+    def hold(self):
+        """Requests from now on wait, unanswered, until :meth:`release`."""
+        self._open.clear()
+
+    def release(self):
+        self._open.set()
+
     def close(self):
+        self.release()
         self.httpd.shutdown()
         self.httpd.server_close()
 

@@ -53,7 +53,12 @@ def test_every_planted_copy_is_found_with_no_false_group(dataset, planted):
                    for ids in run.groups().values())
     expected = sorted(sorted(g) for g in _true_groups(truth).values())
     assert found == expected
-    assert run.threshold == 0.10
+    # The threshold was calibrated on these photos, and says how.
+    calibration = run.config["params"]["calibration"]
+    assert calibration["calibrated"]
+    assert run.threshold == pytest.approx(min(
+        calibration["ceiling"],
+        calibration["fraction"] * calibration["median_farthest_candidate"]))
     assert run.results["duplicates"] == sum(len(g) - 1 for g in expected)
 
 
@@ -108,17 +113,36 @@ def test_exact_duplicates_are_only_the_identical_files(dataset, planted):
         "exact_dups_dist")) == {0.0}
 
 
-def test_exact_duplicates_reuse_a_complete_filehash_field(dataset):
-    # Values as FiftyOne's own hash would leave them; one shared value.
+def test_exact_duplicates_hash_again_the_files_that_changed(dataset,
+                                                            planted):
+    import fiftyone.core.utils as fou
+
+    paths, truth = planted
+    ids, filepaths = dataset.values("id"), dataset.values("filepath")
+    # FiftyOne's own hashes, right when they were taken.
     dataset.add_sample_field("filehash", fo.IntField)
-    ids = dataset.values("id")
-    dataset.set_values("filehash", dict(zip(ids, [7] * 2 + list(
-        range(100, 100 + len(ids) - 2)))), key_field="id")
+    dataset.set_values("filehash", dict(zip(ids, [
+        fou.compute_filehash(p) for p in filepaths])), key_field="id")
+    first = ic.find_exact_duplicates(dataset, key="first")
+    assert first.results["hashing"] == {"hashed": len(ids), "reused": 0}
 
-    run = ic.find_exact_duplicates(dataset)
+    # Then one photo is overwritten with another's bytes.
+    copied = {o for p, o in truth.items() if p != o}
+    lone = [p for p, o in truth.items() if p == o and p not in copied]
+    edited, source = lone[0], lone[1]
+    saved = edited + ".orig"
+    shutil.copyfile(edited, saved)
+    try:
+        shutil.copyfile(source, edited)
+        run = ic.find_exact_duplicates(dataset, key="second")
+        grouped = [sorted(dataset.select(g).values("filepath"))
+                   for g in run.groups().values()]
+    finally:
+        shutil.move(saved, edited)
 
-    assert run.config["params"]["hash"] == "filehash field"
-    assert list(run.groups().values()) == [ids[:2]]
+    assert sorted([edited, source]) in grouped
+    # Only the edited file was read again.
+    assert run.results["hashing"] == {"hashed": 1, "reused": len(ids) - 1}
 
 
 def test_an_unreadable_file_is_reported_and_skipped(dataset, tmp_path):
@@ -315,7 +339,7 @@ def test_deleting_a_run_removes_only_its_fields(dataset):
     assert dataset.get_field("u_score") is not None
     assert ic.list_analyses(dataset) == {"u": "uniqueness"}
     # The cached vectors stay for the next run.
-    assert dataset.get_field("pixels8_embedding") is not None
+    assert dataset.get_field("pixels32_embedding") is not None
 
 
 def test_an_edited_file_gets_a_new_vector_before_grouping(dataset, planted):

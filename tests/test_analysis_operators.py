@@ -46,7 +46,9 @@ def test_near_duplicates_from_the_form_show_the_groups(planted_dataset):
     ds = planted_dataset
     props = _inputs("find_near_duplicates", ds, {})
     assert props["run_key"].default == "near_dups"
-    assert props["threshold"].default == 0.10
+    # No number in the form: the threshold is calibrated on the data, as
+    # the SDK and the command line do by default.
+    assert props["threshold"].default is None
     assert props["embedder"].default == "pixels"
 
     result = _execute("find_near_duplicates", ds, {"run_key": "nd"})
@@ -55,7 +57,12 @@ def test_near_duplicates_from_the_form_show_the_groups(planted_dataset):
     notice = _requests(result, "notify")[-1]["params"]["message"]
     assert "duplicate(s) in 5 group(s)" in notice
     assert _requests(result, "set_view")
-    assert len(ic.load_duplicates(ds, "nd").groups()) == 5
+    from_form = ic.load_duplicates(ds, "nd")
+    assert len(from_form.groups()) == 5
+    from_sdk = ic.find_near_duplicates(ds, key="sdk")
+    assert from_form.threshold == from_sdk.threshold
+    assert sorted(from_form.groups().values()) == \
+        sorted(from_sdk.groups().values())
 
 
 def test_a_bad_threshold_disables_execute(planted_dataset):

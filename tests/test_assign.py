@@ -200,6 +200,45 @@ def test_charts_are_drawn_and_not_blank(twins, tmp_path, kind, size):
     assert pixels.std() > 10
 
 
+def _hex_rgb(colour):
+    colour = colour.lstrip("#")
+    return np.array([int(colour[i:i + 2], 16) for i in (0, 2, 4)])
+
+
+@pytest.mark.parametrize("kind", ["scatter", "boundaries"])
+def test_a_known_point_is_drawn_in_its_clusters_colour(twins, tmp_path,
+                                                       kind):
+    from image_clustering.clustering import charts
+    from image_clustering.clustering.presentation import cluster_color
+
+    ds, _ = twins
+    run = ic.compute_clusters(ds, "c", method="kmeans", n_clusters=3,
+                              **PIPELINE)
+    figure = {"scatter": charts._scatter,
+              "boundaries": charts._boundaries}[kind](run)
+    path = str(tmp_path / f"{kind}.png")
+    figure.savefig(path, dpi=100)
+    ax = figure.axes[0]
+    height = figure.get_size_inches()[1] * 100
+    pixels = _pixels(path).astype(int)
+    points, clusters, _, _ = charts._map_points(run, None, 0)
+    checked = 0
+    for c in range(3):
+        # The point of the cluster farthest from every other cluster's.
+        others = points[clusters != c]
+        mine = np.flatnonzero(clusters == c)
+        far = mine[np.argmax([np.min(np.linalg.norm(others - points[i],
+                                                     axis=1))
+                              for i in mine])]
+        x, y = ax.transData.transform(points[far])
+        row, col = int(round(height - y)), int(round(x))
+        patch = pixels[row - 1:row + 2, col - 1:col + 2].reshape(-1, 3)
+        want = _hex_rgb(cluster_color(c))
+        assert np.abs(patch - want).sum(axis=1).min() < 30, (c, patch, want)
+        checked += 1
+    assert checked == 3
+
+
 def test_a_montage_has_one_row_per_cluster(twins, tmp_path):
     ds, _ = twins
     ic.compute_clusters(ds, "m", method="kmeans", n_clusters=3, **PIPELINE)

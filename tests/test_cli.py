@@ -265,3 +265,331 @@ def test_name_tag_group_and_export_from_the_command_line(tmp_path,
     assert {r["group"] for r in rows} == {"all"}
     ds = fo.load_dataset("cli-curation-test")
     assert len(ds.match_tags("review")) == 6
+
+
+def test_a_command_killed_after_its_commit_point_is_refused_at_once(
+        zygote, two_groups):
+    import image_clustering as ic
+
+    ds = two_groups
+    ds.persistent = True
+    params = dict(embedder={"name": "pixels", "size": 8}, reducer="none",
+                  method="kmeans", n_clusters=2, map="none")
+
+    def undo():
+        if "k" in ic.list_runs(ds):
+            ic.delete_run(ds, "k")
+            return True
+        return False
+
+    zygote.kill_after_commit(ds, undo, key="k", params=params)
+
+    out = _cli("cluster", "--dataset", ds.name, "--run-key", "k",
+               "--embedder", "pixels", "--embedder-param", "size=8",
+               "--reducer", "none", "--method", "kmeans", "--param",
+               "n_clusters=2", "--map", "none", "--quiet")
+
+    assert out.returncode == 2
+    assert "already exists" in out.stderr and "--overwrite" in out.stderr
+    assert "another process" not in out.stderr
+
+
+@pytest.fixture
+def clustered(tmp_path, named_dataset):
+    """A saved dataset of six dark and six bright images, with a two-cluster
+    run 'k' (made in this process: the commands under test run apart)."""
+    import fiftyone as fo
+
+    import image_clustering as ic
+
+    name = f"cli-{os.path.basename(str(tmp_path))}"
+    named_dataset(name)
+    ds = fo.Dataset(name, persistent=True)
+    ds.add_samples([fo.Sample(filepath=str(write_gray(
+        tmp_path / f"{i}.png", (30, 225)[i % 2], noise=8, seed=i)))
+        for i in range(12)], progress=False)
+    ic.compute_clusters(ds, "k", embedder={"name": "pixels", "size": 8},
+                        reducer="none", method="kmeans", n_clusters=2,
+                        map="none")
+    return ds
+
+
+def _with_key(*args):
+    env_key = os.environ.get("OPENAI_API_KEY")
+    os.environ["OPENAI_API_KEY"] = "sk-test"
+    try:
+        return _cli(*args)
+    finally:
+        if env_key is None:
+            os.environ.pop("OPENAI_API_KEY")
+        else:
+            os.environ["OPENAI_API_KEY"] = env_key
+
+
+def test_label_refuses_prose_as_a_name_and_exits_1(clustered):
+    import image_clustering as ic
+    from openai_server import FakeOpenAI, brightness_name
+
+    refusal = "I'm sorry, I can't identify what these images show."
+
+    def answer(request):
+        return refusal if request.brightness > 128 else \
+            brightness_name(request)
+
+    server = FakeOpenAI(answer)
+    try:
+        out = _with_key("label", clustered.name, "k", "--model",
+                        "vision-test", "--base-url", server.url, "--quiet")
+    finally:
+        server.close()
+
+    assert out.returncode == 1
+    assert "Named 1 cluster(s); 0 unchanged since named; 1 failed" in \
+        out.stdout
+    assert "the model's reply gives no name" in out.stderr
+    assert refusal in out.stderr
+    names = ic.load_run(clustered, "k").results["names"]
+    assert [n["name"] for n in names.values()] == ["dark images"]
+
+
+def test_a_model_folder_that_does_not_exist_is_named(clustered):
+    out = _cli("cluster", "--dataset", clustered.name, "--run-key", "d",
+               "--embedder", "dino", "--embedder-param",
+               "model=/nonexistent/dinov2", "--reducer", "none",
+               "--method", "kmeans", "--param", "n_clusters=2", "--quiet")
+
+    assert out.returncode == 2
+    assert "no folder '/nonexistent/dinov2'" in out.stderr
+    assert "huggingface-cli" not in out.stderr
+
+
+@pytest.mark.parametrize("address, named", [("127.0.0.1:9", "127.0.0.1:9"),
+                                            (None, "auto")])
+def test_a_ray_cluster_that_does_not_answer_is_an_error_naming_it(
+        clustered, address, named):
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["IMAGE_CLUSTERING_RAY_CONNECT_SECONDS"] = "5"
+    args = ["cluster", "--dataset", clustered.name, "--run-key", "r",
+            "--embedder", "pixels", "--embedder-param", "size=16",
+            "--reducer", "none", "--method", "kmeans", "--param",
+            "n_clusters=2", "--executor", "ray", "--quiet"]
+    if address:
+        args += ["--ray-address", address]
+    out = subprocess.run([CLI, *args], capture_output=True, text=True,
+                         timeout=120, env=env, cwd=REPO)
+
+    assert out.returncode == 2
+    assert f"Ray cluster" in out.stderr and f"'{named}'" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_folder_sync_says_no_longer_on_disk_only_of_files_that_are_gone(
+        tmp_path, named_dataset):
+    import fiftyone as fo
+
+    from image_clustering.cli.folders import dataset_from_folder
+
+    folder = _folder_of_four(tmp_path)
+    named_dataset("cli-sync-gone")
+    ds = dataset_from_folder(str(folder), "cli-sync-gone")
+    # A sample added by hand, whose file lives outside the folder.
+    elsewhere = write_gray(tmp_path / "elsewhere.png", 90)
+    ds.add_sample(fo.Sample(filepath=str(elsewhere)))
+    args = ("cluster", str(folder), "--dataset", "cli-sync-gone",
+            "--method", "kmeans", "--param", "n_clusters=2", "--reducer",
+            "none", "--quiet")
+
+    write_gray(folder / "new.png", 240)
+    grown = _cli(*args, "--run-key", "a")
+    os.remove(folder / "0.png")
+    shrunk = _cli(*args, "--run-key", "b")
+
+    assert grown.returncode == 0, grown.stderr
+    assert "1 new image(s) added" in grown.stdout
+    assert "no longer on disk" not in grown.stdout
+    assert shrunk.returncode == 0, shrunk.stderr
+    assert "1 image(s) no longer on disk" in shrunk.stdout
+
+
+def test_reload_says_which_runs_it_deletes(tmp_path, named_dataset):
+    folder = _folder_of_four(tmp_path)
+    named_dataset("cli-reload")
+    args = ("cluster", str(folder), "--dataset", "cli-reload", "--method",
+            "kmeans", "--param", "n_clusters=2", "--reducer", "none",
+            "--quiet")
+    assert _cli(*args, "--run-key", "first").returncode == 0
+
+    out = _cli(*args, "--run-key", "second", "--reload")
+
+    assert out.returncode == 0, out.stderr
+    assert "--reload: deleting dataset 'cli-reload' and its 1 run(s): " \
+        "first" in out.stderr
+
+
+def test_exit_codes_say_done_failed_or_refused(clustered, tmp_path):
+    from image_clustering.storage.mongo import db, fs
+    from image_clustering.storage.records import record_id
+
+    name = clustered.name
+    assert _cli("info", name, "k").returncode == 0
+    # Refused (2): what was asked cannot be done as asked.
+    missing_run = _cli("info", name, "nope")
+    missing_dataset = _cli("info", "no-such-dataset", "k")
+    bad_value = _cli("plot", name, "k", "--kind", "pie")
+    assert [missing_run.returncode, missing_dataset.returncode,
+            bad_value.returncode] == [2, 2, 2]
+    assert "no clustering run 'nope'" in missing_run.stderr
+    # Failed (1): it ran, and something could not be done.
+    gone = clustered.values("filepath")[0]
+    os.remove(gone)
+    export = _cli("export", name, "k", str(tmp_path / "out"), "--images",
+                  "copy")
+    assert export.returncode == 1
+    assert f"could not write {gone}: file not found" in export.stderr
+    doc = db().runs.find_one({"_id": record_id(clustered, "k")},
+                             {"results": 1})
+    fs().delete(doc["results"])
+    damaged = _cli("info", name, "k")
+    assert damaged.returncode == 1
+    assert "missing" in damaged.stderr and "repair" in damaged.stderr
+    assert all("Traceback" not in out.stderr for out in (
+        missing_run, missing_dataset, bad_value, export, damaged))
+
+
+def test_ctrl_c_ends_a_command_with_a_sentence_and_code_130(clustered):
+    import signal
+
+    from image_clustering.storage.lease import Lease
+
+    holder = Lease(clustered, "a test holding the lock")
+    try:
+        proc = subprocess.Popen(
+            [CLI, "cluster", "--dataset", clustered.name, "--run-key", "w",
+             "--embedder", "pixels", "--embedder-param", "size=8",
+             "--reducer", "none", "--method", "kmeans", "--param",
+             "n_clusters=2", "--map", "none"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ), cwd=REPO)
+        before = []
+        for line in proc.stderr:
+            before.append(line)
+            if "waiting for the lock" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        holder.release()
+
+    assert proc.returncode == 130, "".join(before) + err
+    assert "interrupted; nothing half-written is left" in err
+    assert "Traceback" not in err
+
+
+def test_fiftyones_own_log_lines_stay_off_stdout(clustered):
+    env = dict(os.environ, FIFTYONE_DATABASE_VALIDATION="true")
+    out = subprocess.run([CLI, "list", clustered.name], capture_output=True,
+                         text=True, env=env, cwd=REPO, timeout=300)
+
+    assert out.returncode == 0, out.stderr
+    # The embedded MongoDB 6 makes FiftyOne log a version notice.
+    assert "MongoDB" in out.stderr
+    assert "MongoDB" not in out.stdout
+    assert out.stdout.split()[0] == "k"
+
+
+def test_progress_off_a_terminal_is_plain_lines(clustered):
+    out = _cli("cluster", "--dataset", clustered.name, "--run-key", "p",
+               "--embedder", "pixels", "--embedder-param", "size=8",
+               "--reducer", "none", "--method", "kmeans", "--param",
+               "n_clusters=2", "--map", "none")
+
+    assert out.returncode == 0, out.stderr
+    assert "\r" not in out.stderr and "[#" not in out.stderr
+    lines = out.stderr.splitlines()
+    assert any(re.match(r"^ *\d+% clustering with K-means$", line)
+               for line in lines), out.stderr
+    assert lines.count("100% done") == 1
+
+
+def test_duplicate_leaks_print_as_lines(tmp_path, named_dataset):
+    import fiftyone as fo
+
+    named_dataset("cli-leaks")
+    ds = fo.Dataset("cli-leaks", persistent=True)
+    paths = [write_gray(tmp_path / f"d{i}.png", (60, 60, 200)[i], noise=10,
+                        seed=(0, 0, 1)[i]) for i in range(3)]
+    ds.add_samples([fo.Sample(filepath=str(p), tags=[t]) for p, t in
+                    zip(paths, ("train", "test", "train"))], progress=False)
+
+    out = _cli("duplicates", "cli-leaks", "--exact", "--split-tags",
+               "train,test", "--quiet")
+
+    assert out.returncode == 0, out.stderr
+    assert "Groups across splits: 1 group(s), 2 sample(s)\n" \
+        "  test and train: 1 group(s)" in out.stdout
+    assert "{" not in out.stdout
+
+
+def test_assign_with_nothing_to_place_says_why(clustered):
+    out = _cli("assign", clustered.name, "k")
+    tagged = _cli("assign", clustered.name, "k", "--tag", "nowhere")
+
+    assert out.returncode == 0 and tagged.returncode == 0
+    assert "Nothing to place: all 12 samples already have a cluster of " \
+        "run 'k'" in out.stdout
+    assert "Nothing to place: there are no samples tagged nowhere" in \
+        tagged.stdout
+
+
+def test_group_says_which_clusters_it_moves(clustered):
+    first = _cli("group", clustered.name, "k", "a", "--clusters", "0,1")
+    moved = _cli("group", clustered.name, "k", "b", "--clusters", "1")
+
+    assert first.returncode == 0 and "moved" not in first.stdout
+    assert moved.returncode == 0, moved.stderr
+    assert "  cluster 1 moved out of group 'a'" in moved.stdout
+
+
+def test_a_run_where_every_sample_is_noise_prints_and_shows(tmp_path,
+                                                            named_dataset):
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "scattered"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 256, (16, 16)).astype(np.uint8),
+                        "L").save(folder / f"{i}.png")
+    named_dataset("cli-all-noise")
+    made = _cli("cluster", str(folder), "--dataset", "cli-all-noise",
+                "--run-key", "void", "--embedder", "pixels",
+                "--embedder-param", "size=8", "--reducer", "none",
+                "--method", "dbscan", "--param", "eps=0.000001", "--param",
+                "min_samples=3", "--noise", "keep", "--quiet")
+    shown = _cli("info", "cli-all-noise", "void")
+
+    for out in (made, shown):
+        assert out.returncode == 0, out.stderr
+        assert "0 clusters, 12 noise, 0.0% of 12 clustered" in out.stdout
+        assert re.search(r"noise +12 +-", out.stdout), out.stdout
+
+
+def test_two_runs_with_nothing_in_common_compare_in_a_sentence(clustered):
+    import image_clustering as ic
+
+    ids = clustered.values("id")
+    ic.compute_clusters(clustered.select(ids[:6]), "a",
+                        embedder={"name": "pixels", "size": 8},
+                        reducer="none", method="kmeans", n_clusters=2,
+                        map="none")
+    ic.compute_clusters(clustered.select(ids[6:]), "b",
+                        embedder={"name": "pixels", "size": 8},
+                        reducer="none", method="kmeans", n_clusters=2,
+                        map="none")
+
+    out = _cli("compare", clustered.name, "a", "b")
+
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ("'a' vs 'b': no sample was clustered by "
+                                  "both runs, so they cannot be compared")

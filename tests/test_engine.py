@@ -48,6 +48,23 @@ def test_faiss_kmeans_inertia_is_within_a_percent_of_sklearn():
     assert abs(dist.sum() - ours.inertia_) / ours.inertia_ < 1e-4
 
 
+def test_faiss_kmeans_stops_when_the_centres_settle_and_counts_the_iterations_run():
+    X, truth = _blobs(3000, 16, 6, spread=0.5)
+    settled = kmeans.KMeans(6, engine="faiss", seed=1, max_iter=300).fit(X)
+
+    assert 1 <= settled.n_iter_ < 300
+    # Run again with exactly that many iterations: the same centres, so
+    # that is where it stopped.
+    again = kmeans.KMeans(6, engine="faiss", seed=1,
+                          max_iter=settled.n_iter_).fit(X)
+    np.testing.assert_allclose(again.cluster_centers_,
+                               settled.cluster_centers_)
+    assert again.n_iter_ == settled.n_iter_
+    # A limit it reaches first is the count.
+    assert kmeans.KMeans(6, engine="faiss", seed=1,
+                         max_iter=1).fit(X).n_iter_ == 1
+
+
 def test_kmeans_refuses_more_clusters_than_points():
     with pytest.raises(ic.ParamError, match="n_clusters"):
         kmeans.KMeans(10, seed=0).fit(np.zeros((5, 2), np.float32))

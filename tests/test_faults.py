@@ -34,17 +34,32 @@ def fault_dataset(two_groups):
     return two_groups
 
 
+def _amended(results):
+    """What amends change in a run's results (the time of the last
+    assignment aside, which differs from one assignment to the next)."""
+    assigned = dict(results.get("assigned") or {})
+    if assigned.get("last"):
+        assigned["last"] = {k: v for k, v in assigned["last"].items()
+                            if k != "at"}
+    return {"names": results.get("names"), "groups": results.get("groups"),
+            "assigned": assigned}
+
+
 def snapshot(dataset):
-    """Everything a run is made of, as plain values."""
+    """Everything a run is made of, and the samples' tags, as plain
+    values."""
     dataset.reload()
     state = {"runs": {}, "values": {}, "maps": sorted(
         dataset.list_brain_runs())}
     for key in ic.list_runs(dataset):
         run = ic.load_run(dataset, key)
         state["runs"][key] = {"params": run.config["params"],
-                              "fields": run.fields}
+                              "fields": run.fields,
+                              "results": _amended(run.results)}
         for path in run.fields.values():
             state["values"][path] = dict(zip(*dataset.values(["id", path])))
+    state["tags"] = {i: sorted(t) for i, t in
+                     zip(*dataset.values(["id", "tags"]))}
     state["schema"] = sorted(
         p for p, f in dataset.get_field_schema(flat=True).items()
         if (getattr(f, "info", None) or {}).get("run_kind") ==
@@ -77,15 +92,16 @@ def leftovers(dataset):
     return found
 
 
-def _kill_everywhere(zygote, dataset, scenario, before, after, reset):
+def _kill_everywhere(zygote, dataset, scenario, before, after, reset,
+                     snap=snapshot):
     """Kills a child at every mutating call of the scenario; returns the
-    matrix row."""
+    matrix row. ``snap(dataset)`` is the state compared."""
     status, result = zygote.run(**scenario(None))
     assert status == {"exit": 0, "signal": None}, result
     calls = result["calls"]
-    assert snapshot(dataset) == after
+    assert snap(dataset) == after
     reset()
-    assert snapshot(dataset) == before
+    assert snap(dataset) == before
 
     row = {"tried": 0, "as_before": 0, "complete": 0, "lost": 0,
            "failures": []}
@@ -96,7 +112,7 @@ def _kill_everywhere(zygote, dataset, scenario, before, after, reset):
             row["failures"].append((n, f"child was not killed: {result}"))
             continue
         repaired = ic.repair(dataset)
-        state = snapshot(dataset)
+        state = snap(dataset)
         if state == before:
             row["as_before"] += 1
         elif state == after:
@@ -111,7 +127,7 @@ def _kill_everywhere(zygote, dataset, scenario, before, after, reset):
             row["failures"].append((n, "a second repair found more"))
         # The same change (or its undoing) goes through: no key is stuck.
         reset()
-        if snapshot(dataset) != before:
+        if snap(dataset) != before:
             row["failures"].append((n, "reset did not restore the start"))
     return row
 
@@ -212,5 +228,110 @@ def test_kill_while_deleting_a_run(zygote, fault_dataset):
     row = _kill_everywhere(zygote, ds, scenario, before, after, reset)
     _record("delete", row)
     assert row["failures"] == [] and row["lost"] == 0
-    # the other run is never touched
-    assert all(s["runs"]["other"] for s in (before, after))
+    # The other run came through every kill as it was.
+    assert snapshot(ds)["runs"]["other"] == before["runs"]["other"]
+
+
+# Each amend: what it does, run through the SDK call the zygote scopes.
+AMENDS = {
+    "name": {"run_key": "k", "cluster": 0, "name": "first"},
+    "group": {"run_key": "k", "groups": {"both": [0, 1]}},
+    "tag": {"run_key": "k", "clusters": [0], "tags": ["review"]},
+    "assign": {"run_key": "k"},
+    "label": {"run_key": "k", "namer": "openai", "api_key": "sk-test",
+              "model": "vision-test", "max_retries": 0},
+}
+
+
+@pytest.mark.parametrize("verb", sorted(AMENDS))
+def test_kill_while_amending_a_run(zygote, fault_dataset, verb):
+    from openai_server import FakeOpenAI
+
+    ds = fault_dataset
+    # The run is fitted on half the samples, so that assignment has the
+    # other half to place.
+    fit = ds.select(ds.values("id")[::2])
+
+    def fitted():
+        ic.compute_clusters(fit, "k", overwrite=True, **OLD)
+
+    fitted()
+    before = snapshot(ds)
+    server = FakeOpenAI()
+    args = dict(AMENDS[verb])
+    if verb == "label":
+        args["base_url"] = server.url
+
+    def scenario(kill_at):
+        return dict(action="amend", dataset=ds.name, verb=verb, args=args,
+                    kill_at=kill_at)
+
+    def reset():
+        if verb == "tag":
+            ic.tag_clusters(ds, "k", [0], "review", remove=True)
+        elif snapshot(ds) != before:
+            fitted()
+
+    try:
+        status, result = zygote.run(**scenario(None))
+        assert status == {"exit": 0, "signal": None}, result
+        after = snapshot(ds)
+        assert after != before
+        reset()
+        row = _kill_everywhere(zygote, ds, scenario, before, after, reset)
+    finally:
+        server.close()
+    _record(f"amend: {verb}", row)
+    assert row["failures"] == [] and row["lost"] == 0, row["failures"]
+    assert row["as_before"] and row["complete"]
+
+
+def _duplicates_snapshot(dataset):
+    """The samples (by file) and the duplicates run's fields on each."""
+    dataset.reload()
+    f = ic.load_duplicates(dataset, "d").fields
+    paths, groups, reps = dataset.values(["filepath", f["group"], f["rep"]])
+    return {"samples": sorted(zip(paths, groups, reps),
+                              key=lambda row: row[0]),
+            "analyses": ic.list_analyses(dataset)}
+
+
+def test_kill_while_deleting_duplicates(zygote, tmp_path, make_dataset):
+    from conftest import write_gray
+
+    # Four files and an exact copy of each of the first three.
+    paths = [write_gray(tmp_path / f"f{i}.png", 40 * (i % 4) + 20,
+                        noise=10, seed=i % 4) for i in range(7)]
+    ds = make_dataset(paths)
+    ds.persistent = True
+
+    def restore():
+        present = set(ds.values("filepath"))
+        missing = [str(p) for p in paths if str(p) not in present]
+        if missing:
+            import fiftyone as fo
+
+            ds.add_samples([fo.Sample(filepath=p) for p in missing],
+                           progress=False)
+        ic.find_exact_duplicates(ds, key="d", overwrite=True)
+        return bool(missing)
+
+    restore()
+    before = _duplicates_snapshot(ds)
+    confirm = ic.load_duplicates(ds, "d").counts()["duplicates"]
+    assert confirm == 3
+
+    def scenario(kill_at):
+        return dict(action="delete_duplicates", dataset=ds.name, key="d",
+                    confirm=confirm, kill_at=kill_at)
+
+    status, result = zygote.run(**scenario(None))
+    assert status == {"exit": 0, "signal": None}, result
+    after = _duplicates_snapshot(ds)
+    assert len(after["samples"]) == 4
+    restore()
+    row = _kill_everywhere(zygote, ds, scenario, before, after, restore,
+                           snap=_duplicates_snapshot)
+    _record("delete duplicates", row)
+    assert row["failures"] == [] and row["lost"] == 0, row["failures"]
+    assert row["as_before"] and row["complete"]

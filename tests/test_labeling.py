@@ -123,9 +123,15 @@ def test_one_failing_cluster_is_reported_and_the_others_kept(levels):
 
 
 def test_a_timeout_is_reported(levels, server):
-    server.delay = 3.0
-    out = _label(levels, server, clusters=[0], timeout=1.0, max_retries=0)
+    # The server holds the request until the client has given up.
+    server.hold()
+    try:
+        out = _label(levels, server, clusters=[0], timeout=1.0,
+                     max_retries=0)
+    finally:
+        server.release()
     assert out["named"] == [] and "Timeout" in out["failed"][0]
+    assert len(server.requests) == 1
 
 
 @pytest.mark.parametrize("reply,name,description", [
@@ -137,10 +143,33 @@ def test_a_timeout_is_reported(levels, server):
      "Streets at night."),
     ("Red cars\nMostly red cars parked.", "Red cars",
      "Mostly red cars parked."),
+    ("**Name:** Foggy hills", "Foggy hills", ""),
 ])
 def test_replies_that_are_not_clean_json_are_still_parsed(reply, name,
                                                           description):
     assert parse_reply(reply) == {"name": name, "description": description}
+
+
+@pytest.mark.parametrize("reply", [
+    "I'm sorry, I can't identify the people in these images.",
+    "These images all seem to show a dark, mostly empty scene.",
+    "Unfortunately no",
+    "",
+])
+def test_a_reply_that_gives_no_name_is_refused_with_the_reply(reply):
+    with pytest.raises(ValueError, match="reply") as e:
+        parse_reply(reply)
+    assert reply[:20] in str(e.value)
+
+
+def test_a_cluster_whose_reply_is_prose_fails_and_keeps_no_name(levels):
+    s = FakeOpenAI(lambda r: "I'm sorry, but I can't help with that.")
+    try:
+        out = _label(levels, s, clusters=[1])
+    finally:
+        s.close()
+    assert out["named"] == [] and "gives no name" in out["failed"][1]
+    assert "1" not in (out["run"].results.get("names") or {})
 
 
 def test_a_reply_that_is_not_json_names_the_cluster(levels):

@@ -4,7 +4,7 @@ delegated run executed by the real `fiftyone delegated launch`."""
 import os
 import subprocess
 import sys
-import time
+import threading
 
 import pytest
 
@@ -206,16 +206,28 @@ def test_delegated_run_completes_under_fiftyone_delegated_launch(two_groups):
         [fiftyone, "delegated", "launch"], stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, env=dict(os.environ),
     )
+    # The launcher logs "Operation ID complete" (or "failed") when it is
+    # done with the operation: wait for that line, not for a clock.
+    finished = threading.Event()
+    lines = []
+
+    def read():
+        for line in launcher.stdout:
+            lines.append(line)
+            if line.startswith("Operation ") and (
+                    " complete" in line or " failed" in line):
+                finished.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            doc = service.list_operations(dataset_name=two_groups.name)[0]
-            if doc.run_state in ("completed", "failed"):
-                break
-            time.sleep(1)
+        assert finished.wait(600), "".join(lines)
     finally:
         launcher.terminate()
-        output = launcher.communicate(timeout=30)[0]
+        launcher.wait(timeout=30)
+        reader.join(30)
+    output = "".join(lines)
+    doc = service.list_operations(dataset_name=two_groups.name)[0]
     try:
         assert doc.run_state == "completed", (doc.result, output)
         assert doc.status.progress == 1.0

@@ -2,6 +2,7 @@
 ownership of fields, the lock, and the checks after each write."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -129,13 +130,19 @@ def test_a_field_another_run_owns_is_never_deleted_with_this_one(two_groups):
 def test_a_process_waiting_for_the_lock_says_so(two_groups):
     ic.compute_clusters(two_groups, "cache", **KMEANS2)
     messages = []
+    waiting = threading.Event()
     done = threading.Event()
     errors = []
 
+    def progress(fraction, message):
+        messages.append(message)
+        if "waiting for the lock" in message:
+            waiting.set()
+
     def run():
         try:
-            ic.compute_clusters(two_groups, "waiter", progress=lambda f, m:
-                                messages.append(m), **KMEANS2)
+            ic.compute_clusters(two_groups, "waiter", progress=progress,
+                                **KMEANS2)
         except Exception as e:
             errors.append(e)
         done.set()
@@ -144,15 +151,18 @@ def test_a_process_waiting_for_the_lock_says_so(two_groups):
     try:
         thread = threading.Thread(target=run)
         thread.start()
-        assert not done.wait(3)
-        assert any("waiting for the lock" in m and "a test holding the lock"
-                   in m for m in messages), messages
+        assert waiting.wait(120), messages
+        said = time.time()
+        assert any("a test holding the lock" in m for m in messages)
+        # It waits for as long as the lock is held: not done yet.
+        assert not done.is_set()
     finally:
+        released = time.time()
         holder.release()
-    thread.join(60)
+    thread.join(120)
     assert not errors and done.is_set()
     assert ic.load_run(two_groups, "waiter").results["timings"][
-        "lock_wait"] >= 2.5
+        "lock_wait"] >= released - said
 
 
 def test_an_expired_lease_of_another_machine_is_taken_over(two_groups):
@@ -259,3 +269,81 @@ def test_store_writes_values_by_id_whatever_the_order(two_groups):
         for sid, cl, d in zip(ids, clusters, dists):
             if cl == c["id"]:
                 assert abs(np.linalg.norm(X[sid] - centre) - d) < 1e-5
+
+
+def test_an_amend_is_checked_against_what_was_staged(two_groups,
+                                                     monkeypatch):
+    from image_clustering.storage import steps
+
+    ic.compute_clusters(two_groups, "k", **KMEANS2)
+    real = steps._merge
+
+    def merge_dropping_the_names(dataset, step):
+        keys = {p: k for p, k in step["keys"].items()
+                if not p.endswith("_label")}
+        real(dataset, {**step, "keys": keys})
+
+    monkeypatch.setattr(steps, "_merge", merge_dropping_the_names)
+    with pytest.raises(steps.IntegrityError, match="k_label has 0 of 12"):
+        ic.name_cluster(two_groups, "k", 0, "first")
+
+
+def test_a_writer_that_lost_its_lease_after_committing_applies_no_step(
+        two_groups, monkeypatch):
+    from image_clustering.storage.lease import LeaseLost
+
+    real = Lease.update_journal
+
+    def commit_then_lose_the_lease(self, changes):
+        real(self, changes)
+        if changes.get("journal.state") == "committed":
+            # As when this process stalls past its lease and another takes
+            # the dataset over.
+            collection().update_one({"_id": self._id},
+                                    {"$set": {"owner": "another-writer"}})
+
+    monkeypatch.setattr(Lease, "update_journal", commit_then_lose_the_lease)
+    with pytest.raises(LeaseLost):
+        ic.compute_clusters(two_groups, "k", **KMEANS2)
+    monkeypatch.undo()
+    try:
+        doc = collection().find_one({"_id": two_groups._doc.id})
+        two_groups.reload()
+        applied = doc["journal"]["next"], two_groups.get_field("k_cluster")
+    finally:
+        # The new holder (here: the next call, once the other lets go)
+        # finishes the write, whatever the checks below say.
+        collection().update_one({"_id": two_groups._doc.id},
+                                {"$set": {"owner": None}})
+        keys = ic.list_runs(two_groups)
+
+    assert doc["journal"]["state"] == "committed"
+    assert applied == (0, None)
+    assert keys == ["k"]
+    assert len(two_groups.exists("k_cluster")) == 24
+
+
+def test_a_holder_is_known_by_host_and_pid_namespace(two_groups):
+    import os
+    import socket
+
+    from image_clustering.storage import lease as leases
+
+    namespace = os.readlink("/proc/self/ns/pid")
+    identity = f"{socket.gethostname()}/{namespace}"
+    held = Lease(two_groups, "a test")
+    try:
+        doc = collection().find_one({"_id": two_groups._doc.id})
+    finally:
+        held.release()
+    assert doc["host"] == identity
+    # A pid of this host and namespace whose process is gone (its start
+    # time differs) frees the lease at once ...
+    me = os.getpid()
+    assert leases.holder_is_gone({"host": identity, "pid": me,
+                                  "pid_started": 1.0})
+    # ... but a holder in a container that shares the host name and not the
+    # PID namespace cannot be judged by pid: it waits for the lease to expire.
+    assert not leases.holder_is_gone({
+        "host": f"{socket.gethostname()}/pid:[1]", "pid": me,
+        "pid_started": 1.0})

@@ -113,6 +113,43 @@ def action_delete(dataset, key, kill_at=None):
     return {"calls": switch.calls}
 
 
+# Changes to a stored run (amends, tags), each scoped to the one SDK call
+# that makes it.
+AMENDS = {
+    "name": "name_cluster",
+    "label": "label_clusters",
+    "group": "group_clusters",
+    "tag": "tag_clusters",
+    "assign": "assign_clusters",
+}
+
+
+def action_amend(dataset, verb, args, kill_at=None):
+    name = AMENDS[verb]
+    switch = KillSwitch(kill_at)
+    switch.install([(runs, name)])
+    getattr(runs, name)(_dataset(dataset), **args)
+    return {"calls": switch.calls}
+
+
+def action_exact_duplicates(dataset, key, kill_at=None):
+    from image_clustering.analysis import duplicates
+
+    switch = KillSwitch(kill_at)
+    switch.install([(duplicates, "find_exact_duplicates")])
+    duplicates.find_exact_duplicates(_dataset(dataset), key=key)
+    return {"calls": switch.calls}
+
+
+def action_delete_duplicates(dataset, key, confirm, kill_at=None):
+    from image_clustering.analysis.results import DuplicatesResults
+
+    switch = KillSwitch(kill_at)
+    switch.install([(DuplicatesResults, "delete_duplicates")])
+    DuplicatesResults.load(_dataset(dataset), key).delete_duplicates(confirm)
+    return {"calls": switch.calls}
+
+
 def action_embed(dataset, slice_size, kill_at=None):
     """Embeds with pixels8 and writes the cache every ``slice_size``
     images, killed at cache write ``kill_at``."""
@@ -137,18 +174,36 @@ def action_import(folder, name, kill_at=None):
     return {"calls": switch.calls}
 
 
-def action_racer(dataset, key, params, go_file):
+def _wait_for(predicate, seconds=120):
+    deadline = time.time() + seconds
+    while not predicate() and time.time() < deadline:
+        time.sleep(0.005)
+
+
+def action_racer(dataset, key, params, go_file, together=None):
     """Loads the dataset, then waits for ``go_file`` so that all racers
-    start at once; reports success or the error, with times."""
+    start at once; reports success or the error, with times. With
+    ``together`` (the number of racers), each also waits, once its request
+    has been checked against the dataset, until all have been: every racer
+    then works from what it saw before any of them wrote."""
     ds = _dataset(dataset)
     open(go_file + f".ready.{os.getpid()}", "w").close()
     while not os.path.exists(go_file):
         time.sleep(0.005)
     started = time.time()
     stamps = {}
+    folder = os.path.dirname(go_file)
+
+    def validated():
+        return len([f for f in os.listdir(folder) if ".validated." in f])
 
     def progress(fraction, message):
-        stamps.setdefault("validated", time.time())
+        if "validated" in stamps:
+            return
+        stamps["validated"] = time.time()
+        if together:
+            open(go_file + f".validated.{os.getpid()}", "w").close()
+            _wait_for(lambda: validated() >= together)
 
     try:
         run = ic.compute_clusters(ds, key, progress=progress, **params)
@@ -166,6 +221,9 @@ ACTIONS = {
     "racer": action_racer,
     "embed": action_embed,
     "import": action_import,
+    "amend": action_amend,
+    "delete_duplicates": action_delete_duplicates,
+    "exact_duplicates": action_exact_duplicates,
 }
 
 
