@@ -11,6 +11,7 @@ exception.
 """
 
 import queue
+import re
 import threading
 import traceback
 
@@ -18,41 +19,84 @@ import fiftyone.operators as foo
 
 from ..storage.lease import LeaseLost
 from ..storage.records import StoreError
+from ..storage.runs import RunNotFound
 from ..units import ParamError
+from .forms import unit_param_label
 
 # Set by the Python ``__call__`` wrappers: raise instead of notifying.
 RAISE_ERRORS = "raise_errors"
 
 
-def describe(error, words=None):
+def describe(error, words=None, choices=None):
     """The message a user sees for ``error``: ours say it all, a parameter
-    named as the form labels it (``words``: parameter -> label); anything
-    else keeps its type, which helps a bug report."""
+    named as the form labels it (``words``: parameter -> label; see
+    :func:`render_param_error`); anything else keeps its type, which helps
+    a bug report."""
+    words = words or {}
     if isinstance(error, ParamError):
-        return render_param_error(error, words or {})
+        return render_param_error(error, words, choices or {})
     text = str(error).strip() or type(error).__name__
+    if isinstance(error, RunNotFound):
+        label = words.get("run_key", "Run")
+        return (f"{label}: {text} (it was renamed or deleted since the form "
+                "opened); choose another")
     if isinstance(error, (ValueError, StoreError, LeaseLost)):
         return text
     return f"{type(error).__name__}: {text}"
 
 
-def render_param_error(error, words):
-    """``error`` in a form's words: its parameter named by its label, and
-    the fix said as a click ("tick 'Overwrite'")."""
-    label = words.get(error.param)
-    message = error.message
-    if label and error.param:
-        message = message.replace(f"'{error.param}'", f"'{label}'")
-        if message.startswith(f"{error.param}: "):
-            message = f"{label}: " + message[len(error.param) + 2:]
-    if not error.has_fix or error.param is None:
-        return message
-    name = label or error.param
+# "kmeans: ", "groups: ", "max_requests/max_images: ": the name a message
+# starts with, as the SDK spells it.
+_SDK_PREFIX = re.compile(r"^[A-Za-z_][\w/]*: ")
+
+
+def render_param_error(error, words, choices=None):
+    """``error`` in a form's words: ``Label: what is wrong; how to fix it``,
+    where the label is the form's label of the parameter to change
+    (``words`` maps a parameter, or an ``(owner, parameter)`` pair, to its
+    label; a unit's parameter falls back to the form's own rule), other
+    parameters named in the message are given their labels too, and the
+    fix is said as a click ("tick 'Overwrite'", "set '2-D map' to 'No
+    map'", using ``choices``: parameter -> {value: label})."""
+    label = param_label(error, words)
+    body = _SDK_PREFIX.sub("", error.message, count=1)
+    if error.param and body.startswith(f"'{error.param}' "):
+        body = body[len(error.param) + 3:]
+    body = in_form_words(body, words)
+    if not error.has_fix or label is None:
+        return f"{label}: {body}" if label else body
+    # The fix names the field to change.
     if error.fix is True:
-        return f"{message}; tick '{name}'"
+        return f"{body}; tick '{label}'"
     if error.fix is False:
-        return f"{message}; untick '{name}'"
-    return f"{message}; set '{name}' to {error.fix}"
+        return f"{body}; untick '{label}'"
+    shown = (choices or {}).get(error.param, {}).get(error.fix, error.fix)
+    return f"{body}; set '{label}' to '{shown}'"
+
+
+def in_form_words(text, words):
+    """``text`` with the parameters it names given their form labels: a
+    quoted name (``'n_clusters'``), or a bare identifier (``split_field``;
+    a plain word such as ``tags`` is left as it is)."""
+    for param, label in words.items():
+        if not isinstance(param, str):
+            continue
+        text = text.replace(f"'{param}'", f"'{label}'")
+        if "_" in param:
+            text = re.sub(rf"\b{re.escape(param)}\b", f"'{label}'", text)
+    return text
+
+
+def param_label(error, words):
+    """The form's label of the parameter ``error`` names, or ``None``."""
+    if error.param is None:
+        return None
+    for key in ((error.owner, error.param), error.param):
+        if key in words:
+            return words[key]
+    if error.owner:
+        return unit_param_label(error.param)
+    return None
 
 
 def record_delegated_failure(ctx, error, words=None):
@@ -91,15 +135,17 @@ def long_run_config(name, label, description, scheduled_by_default=True,
 class GeneratorOperator(foo.Operator):
     """An operator whose ``run(ctx)`` generator does the work; see the
     module for what happens when it fails. ``words`` maps its parameters
-    to the labels of its form, so that errors name what the user sees."""
+    to the labels of its form and ``choices`` the values of its dropdowns
+    to theirs, so that errors name what the user sees."""
 
     words = {}
+    choices = {}
 
     def run(self, ctx):
         raise NotImplementedError
 
     def render_error(self, error):
-        return describe(error, self.words)
+        return describe(error, self.words, self.choices)
 
     def execute(self, ctx):
         try:
@@ -126,12 +172,13 @@ class ActionOperator(foo.Operator):
     from Python, raised."""
 
     words = {}
+    choices = {}
 
     def act(self, ctx):
         raise NotImplementedError
 
     def render_error(self, error):
-        return describe(error, self.words)
+        return describe(error, self.words, self.choices)
 
     def execute(self, ctx):
         try:

@@ -23,6 +23,7 @@ from ..clustering.presets import DEFAULT_PRESET, PRESETS
 from ..clustering.request import GT_FIELD, MAP, SEED, resolve_request
 from ..embedders import EMBEDDERS
 from ..units import ParamError
+from . import app
 from .base import GeneratorOperator, long_run_config, run_with_progress
 from .calling import call
 from .forms import (
@@ -221,6 +222,8 @@ def _unit_form(prefix, unit):
 
 class ComputeClusters(GeneratorOperator):
     words = WORDS
+    choices = {"map": MAP_LABELS, "noise": NOISE_LABELS,
+               "reducer": REDUCER_CHAINS}
 
     @property
     def config(self):
@@ -355,18 +358,24 @@ class ComputeClusters(GeneratorOperator):
         target = flat_samples(ctx.target_view())
         run_key = ctx.params["run_key"]
         targeted = len(target)
+        fields_before = app.field_names(ctx.dataset)
         run = yield from run_with_progress(
             ctx, compute_clusters, samples=target, run_key=run_key,
             **request)
         if not ctx.delegated:
-            yield ctx.trigger("reload_dataset")
-            yield ctx.trigger("refresh_colors")
+            yield from app.reload(ctx, ctx.dataset, fields_before,
+                                  keep_filters=False)
+            yield from app.show_colors(ctx, run.dataset)
             # Show what was asked for: the clusters, largest first, each
-            # ordered by distance to its centre.
+            # ordered by distance to its centre, each tile saying its
+            # cluster and size.
             yield ctx.trigger(
                 "set_view", {"view": run.clusters_view()._serialize()})
-        yield ctx.trigger("notify", {"message": _done(run, targeted),
-                                     "variant": "success"})
+            if not run.patches_field:
+                yield from app.show_on_tiles(ctx, add=(
+                    run.fields["cluster"], run.fields["size"]))
+            yield from app.refresh_panels(ctx)
+        yield from app.notify(ctx, _done(run, targeted))
 
     def __call__(self, sample_collection, run_key, embedder=None,
                  embedder_params=None, reducer=None, reducer_params=None,
