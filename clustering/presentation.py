@@ -76,7 +76,7 @@ def present(dataset, run):
     """Shows ``run`` (a :class:`.results.ClusterRun`) in the App."""
     if not run.patches_field:
         show_fields(dataset, run.key, run.fields, len(run.clusters),
-                    run_sizes(run))
+                    run_sizes(run), run_names(run))
     brain_key = schema.brain_key_of(run.config)
     if brain_key and "map" in run.fields:
         register_map(dataset, run, brain_key)
@@ -89,6 +89,12 @@ def run_sizes(run):
     if run.metrics.get("n_noise"):
         sizes.append(run.metrics["n_noise"])
     return sizes
+
+
+def run_names(run):
+    """Cluster id -> name, for the clusters of the run that are named."""
+    return {int(c): entry["name"] for c, entry in run.names.items()
+            if entry.get("name")}
 
 
 def hide(dataset, key, config):
@@ -152,10 +158,11 @@ def _remember_map(dataset, brain_key, run_key):
     dataset.save()
 
 
-def show_fields(dataset, key, fields, n_clusters, sizes=()):
+def show_fields(dataset, key, fields, n_clusters, sizes=(), names=None):
     """Gathers the run's fields into one sidebar group and colours its
-    clusters categorically (noise in grey); the cluster sizes ``sizes``
-    shown on tiles get one quiet colour."""
+    clusters categorically (noise in grey), and each cluster's name
+    (``names``: cluster id -> name) in its cluster's colour; the cluster
+    sizes ``sizes`` shown on tiles get one quiet colour."""
     import fiftyone as fo
 
     config = dataset.app_config
@@ -165,6 +172,8 @@ def show_fields(dataset, key, fields, n_clusters, sizes=()):
                                               n_clusters)}
     if "size" in fields and sizes:
         ours[fields["size"]] = size_colors(fields["size"], sizes)
+    if "label" in fields and names:
+        ours[fields["label"]] = name_colors(fields["label"], names)
     entries = [f for f in (scheme.fields or []) if f.get("path") not in ours]
     scheme.fields = entries + list(ours.values())
     # The App applies a field's value colours only when it colours by
@@ -197,6 +206,19 @@ def size_colors(size_path, sizes):
         "colorByAttribute": size_path,
         "valueColors": [{"value": str(n), "color": SIZE_COLOR}
                         for n in sorted(set(sizes))],
+    }
+
+
+def name_colors(label_path, names):
+    """The colour-scheme entry of a name field: each cluster's name in its
+    cluster's colour (a name two clusters share takes the first's)."""
+    colors = {}
+    for cluster, name in sorted(names.items()):
+        colors.setdefault(name, cluster_color(cluster))
+    return {
+        "path": label_path,
+        "colorByAttribute": label_path,
+        "valueColors": [{"value": n, "color": c} for n, c in colors.items()],
     }
 
 
@@ -335,7 +357,7 @@ def _show_unshown_runs(dataset, runs):
         if group_name(key) in groups and run.fields["cluster"] in colored:
             continue
         show_fields(dataset, key, run.fields, len(run.clusters),
-                    run_sizes(run))
+                    run_sizes(run), run_names(run))
         out.append(f"showed run '{key}' in the App (its sidebar group and "
                    "cluster colours)")
     return out
@@ -347,7 +369,7 @@ def _drop_stale_colors(dataset, runs):
     if scheme is None or not scheme.fields:
         return []
     live = {run.fields[s] for run in runs.values()
-            for s in ("cluster", "size") if s in run.fields}
+            for s in ("cluster", "size", "label") if s in run.fields}
     stale = [f["path"] for f in scheme.fields
              if f.get("path") not in live and _is_ours(f)
              and dataset.get_field(f["path"]) is None]
@@ -364,4 +386,5 @@ def _is_ours(entry):
     if not colors:
         return False
     return colors[0] == {"value": "-1", "color": NOISE_COLOR} or \
-        all(c.get("color") == SIZE_COLOR for c in colors)
+        all(c.get("color") == SIZE_COLOR for c in colors) or \
+        all(c.get("color") in PALETTE for c in colors)

@@ -35,6 +35,14 @@ from .forms import (
     vector_fields,
 )
 
+# What each choice of the view shows, as a sentence names it.
+DUPLICATE_NOUNS = {
+    "groups": "group of more than one sample",
+    "duplicates": "duplicate",
+    "representatives": "representative",
+    "leaks": "group that crosses splits",
+}
+
 #: Form labels of the inputs the compute forms share.
 SOURCE_WORDS = {"run_key": "Run key", "overwrite": "Overwrite",
                 "embedder": "Embedder", "embeddings_field": "Embeddings field",
@@ -385,8 +393,14 @@ class LoadDuplicatesView(ActionOperator):
             view = {"groups": lambda: duplicate_groups_view(run),
                     "duplicates": run.duplicates_view,
                     "representatives": run.representatives_view}[show]()
-        ctx.ops.set_view(view)
-        return {"count": len(view)}
+        count = len(view)
+        if count:
+            ctx.ops.set_view(view)
+        else:
+            ctx.ops.notify(f"Nothing to show: no {DUPLICATE_NOUNS[show]} "
+                           f"of run '{run.key}' is left; the grid stays as "
+                           "it is", variant="info")
+        return {"count": count}
 
     def __call__(self, sample_collection, run_key, show="groups",
                  splits=None, split_field=None):

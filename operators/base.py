@@ -16,6 +16,7 @@ import threading
 import traceback
 
 import fiftyone.operators as foo
+import fiftyone.operators.types as types
 
 from ..storage.lease import LeaseLost
 from ..storage.records import StoreError
@@ -192,6 +193,19 @@ class ActionOperator(foo.Operator):
             ctx.ops.notify(f"{self.config.label} failed: "
                            f"{self.render_error(e)}", variant="error")
             return {"error": self.render_error(e)}
+
+
+def failed_output(ctx):
+    """What a quick operator's result dialog shows when it failed: the
+    error, in the form's words; ``None`` when it did not fail."""
+    import fiftyone.operators.types as types
+
+    error = (ctx.results or {}).get("error")
+    if not error:
+        return None
+    outputs = types.Object()
+    outputs.view("error", types.Error(label="Failed", description=error))
+    return types.Property(outputs)
 
 
 def quick_config(name, label, description, **extra):

@@ -15,6 +15,7 @@ from ..labeling.naming import LABEL_PARAMS, estimate
 from . import app
 from .base import (
     ActionOperator,
+    failed_output,
     GeneratorOperator,
     long_run_config,
     quick_config,
@@ -122,6 +123,7 @@ class LabelClusters(GeneratorOperator):
             **kwargs)
         if not ctx.delegated:
             yield from app.reload(ctx, ctx.dataset, fields_before)
+            yield from app.show_colors(ctx, ctx.dataset)
             yield from app.refresh_panels(ctx)
         message = f"Named {len(out['named'])} cluster(s) of run '{key}'"
         if out["cached"]:
@@ -187,6 +189,7 @@ class NameCluster(ActionOperator):
                          p["name"], p.get("description"))
         if not ctx.delegated:
             app.reload(ctx, ctx.dataset, fields_before)
+            app.show_colors(ctx, ctx.dataset)
             app.refresh_panels(ctx)
             app.notify(ctx, f"Cluster {p['cluster']} is now '{p['name']}'")
         return {"name": p["name"]}
@@ -390,11 +393,16 @@ class ExportClusters(ActionOperator):
                                   out["failed"].items()]}
 
     def resolve_output(self, ctx):
+        failed = failed_output(ctx)
+        if failed is not None:
+            return failed
         outputs = types.Object()
         outputs.str("csv", label="CSV")
         outputs.int("rows", label="Rows")
         outputs.int("images", label="Images")
-        outputs.list("failed", types.String(), label="Could not be written")
+        if (ctx.results or {}).get("failed"):
+            outputs.list("failed", types.String(),
+                         label="Could not be written")
         return types.Property(outputs, view=types.View(label="Export"))
 
     def __call__(self, sample_collection, run_key, path, clusters=None,

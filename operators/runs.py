@@ -17,6 +17,7 @@ from ..units import ParamError
 from . import app
 from .base import (
     ActionOperator,
+    failed_output,
     GeneratorOperator,
     long_run_config,
     quick_config,
@@ -60,6 +61,9 @@ class GetClusteringRunInfo(ActionOperator):
                             for k, v in summary["timings"].items()]}
 
     def resolve_output(self, ctx):
+        failed = failed_output(ctx)
+        if failed is not None:
+            return failed
         outputs = types.Object()
         for name, label in (
             ("run_key", "Run key"),
@@ -291,6 +295,9 @@ class RepairClusteringRuns(ActionOperator):
         return {"summary": summary, "report": report}
 
     def resolve_output(self, ctx):
+        failed = failed_output(ctx)
+        if failed is not None:
+            return failed
         outputs = types.Object()
         outputs.str("summary", label="Result")
         if (ctx.results or {}).get("report"):
@@ -351,6 +358,9 @@ class CompareClusteringRuns(ActionOperator):
                 "table": facts["table"]}
 
     def resolve_output(self, ctx):
+        failed = failed_output(ctx)
+        if failed is not None:
+            return failed
         outputs = types.Object()
         outputs.str("summary", label="Agreement")
         outputs.int("shared", label="Samples both runs clustered")
@@ -480,6 +490,9 @@ class PlotClusteringRun(ActionOperator):
         return {"path": path}
 
     def resolve_output(self, ctx):
+        failed = failed_output(ctx)
+        if failed is not None:
+            return failed
         outputs = types.Object()
         path = (ctx.results or {}).get("path")
         if path:

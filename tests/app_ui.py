@@ -206,14 +206,15 @@ def execute(page):
 
 
 def close_form(page):
-    """Closes the operator's progress (Done) or result (Close) dialog; an
-    operator with neither closes its own form."""
+    """Closes the dialog an operator leaves open when it is done: its
+    progress (Done) or its results (Close). (An operator with neither
+    closes its own form.)"""
     from playwright.sync_api import expect
 
     button = form(page).get_by_role("button", name=re.compile(
         "^(Done|Close)$"))
-    if button.count():
-        button.click()
+    expect(button).to_be_visible(timeout=STEP)
+    button.click()
     expect(page.locator("[role=dialog]")).to_have_count(0, timeout=STEP)
 
 
