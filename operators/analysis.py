@@ -10,6 +10,7 @@ from ..analysis.uniqueness import compute_uniqueness
 from ..clustering.presets import DEFAULT_PRESET, PRESETS
 from ..embedders import EMBEDDERS
 from ..storage import schema as record
+from ..units import ParamError
 from . import app
 from .base import (
     ActionOperator,
@@ -19,6 +20,7 @@ from .base import (
     run_with_progress,
 )
 from .calling import call
+from .words import field_error
 from .forms import (
     FROM_FIELD,
     add_choice,
@@ -212,9 +214,9 @@ class FindNearDuplicates(GeneratorOperator):
         if value is not None:
             try:
                 dups.THRESHOLD.clean("find_near_duplicates", value)
-            except ValueError as e:
+            except ParamError as e:
                 prop.invalid = True
-                prop.error_message = str(e)
+                prop.error_message = field_error(e)
         add_choice(inputs, "representative", {
             "centre": "The one nearest the group's centre",
             "largest": "The largest file",
@@ -381,8 +383,11 @@ class LoadDuplicatesView(ActionOperator):
         show = ctx.params.get("show") or "groups"
         if show == "leaks":
             splits = _split_tags(ctx.params.get("splits")) or None
-            leaks = run.leaks(split_field=ctx.params.get("split_field")
-                              or None, splits=splits)
+            split_field = ctx.params.get("split_field") or None
+            if split_field is None and len(splits or []) < 2:
+                raise ParamError("splits: give at least two tags, or a "
+                                 "split field", "splits")
+            leaks = run.leaks(split_field=split_field, splits=splits)
             view = leaks.view()
             report = leaks.report()
             ctx.ops.notify(
@@ -440,8 +445,9 @@ class ActOnDuplicates(ActionOperator):
             f"the {counts['groups']:,} representative(s) are kept"))
         if action == "delete":
             inputs.int("confirm", required=True,
-                       label=f"Type {counts['duplicates']} to confirm",
-                       description="The number of samples to delete")
+                       label=self.words["confirm"],
+                       description=f"Type {counts['duplicates']}, the "
+                       "number of samples to delete")
             typed = ctx.params.get("confirm")
             if typed is not None and typed != counts["duplicates"]:
                 prop = inputs.get_property("confirm")

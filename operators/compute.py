@@ -25,6 +25,7 @@ from ..embedders import EMBEDDERS
 from ..units import ParamError
 from . import app
 from .base import GeneratorOperator, long_run_config, run_with_progress
+from .words import field_error
 from .calling import call
 from .forms import (
     FROM_FIELD,
@@ -333,10 +334,11 @@ class ComputeClusters(GeneratorOperator):
             prop = inputs.get_property(param_name(prefix, e.param or ""))
             if prop is not None:
                 prop.invalid = True
-                prop.error_message = str(e)
+                prop.error_message = field_error(e)
                 return
             inputs.view(f"{prefix}__error", types.Error(
-                label="These parameters do not fit", description=str(e)))
+                label="These parameters do not fit",
+                description=self.render_error(e)))
             inputs.get_property(f"{prefix}__error").invalid = True
 
     def _output_inputs(self, ctx, inputs):

@@ -11,7 +11,13 @@ from ..curation.export import EXPORT_PARAMS
 from ..curation.groups import moves as group_moves
 from ..curation.tags import clusters_of
 from ..labeling.namers import NAMERS
-from ..labeling.naming import LABEL_PARAMS, estimate
+from ..labeling.naming import (
+    LABEL_PARAMS,
+    MAX_IMAGES,
+    MAX_REQUESTS,
+    check_limits,
+    estimate,
+)
 from . import app
 from .base import (
     ActionOperator,
@@ -29,8 +35,8 @@ from .forms import (
     add_unit_inputs,
     cluster_choices,
     read_unit_params,
-    unit_param_label,
 )
+from .words import unit_param_label
 
 
 def _secret(ctx, name):
@@ -89,6 +95,11 @@ class LabelClusters(GeneratorOperator):
                          "Empty: every cluster but the noise")
         try:
             est = estimate(run, **self._namer_kwargs(ctx))
+            limits = [ctx.params.get(p.name) for p in (MAX_REQUESTS,
+                                                       MAX_IMAGES)]
+            check_limits(est["requests"], est["images"], *(
+                p.default if v is None else v
+                for p, v in zip((MAX_REQUESTS, MAX_IMAGES), limits)))
             inputs.view("estimate", types.Notice(
                 label=f"Will send {est['requests']} request(s) with "
                 f"{est['images']} image(s); {est['cached']} cluster(s) "

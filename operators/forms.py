@@ -19,6 +19,7 @@ from ..embedders import EMBEDDERS
 from ..storage import runs as stored
 from ..storage import schema
 from ..units import ParamError
+from .words import field_error, unit_param_label
 
 # The embedder choice that means "read an existing field".
 FROM_FIELD = "field"
@@ -62,14 +63,9 @@ def add_unit_inputs(ctx, inputs, prefix, unit_cls, defaults=None,
                 p.clean(unit_cls.name, ctx.params[name])
             except ParamError as e:
                 prop.invalid = True
-                prop.error_message = str(e)
+                prop.error_message = field_error(e)
                 valid = False
     return valid
-
-
-def unit_param_label(name):
-    """How a form labels a unit's parameter ``name``."""
-    return name.replace("_", " ").capitalize()
 
 
 def _input(inputs, name, p, default):

@@ -24,7 +24,7 @@ from ..clustering import api as runs
 from ..clustering.charts import KINDS, plot_run, saved_charts
 from ..storage import runs as stored
 from ..storage import schema
-from .base import describe
+from .words import describe
 from .forms import default_run
 
 SORTS = {

@@ -137,7 +137,8 @@ def test_near_duplicates_tagged_split_checked_then_deleted(
     choose(page, "Action", "Delete them from the dataset (files stay on "
            "disk)")
     expect_notice(page, "14 sample(s) will be DELETED from the dataset")
-    fill(page, "Type 14 to confirm", 14)
+    expect_notice(page, "Type 14, the number of samples to delete")
+    fill(page, "Type the count to confirm", 14)
     execute(page)
     expect_notice(page, "Deleted 14 duplicate(s) of run 'near_dups'; "
                   "showing the representatives that were kept")
