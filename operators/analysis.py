@@ -329,7 +329,7 @@ def duplicates_on_screen(ctx, run):
         str(view._serialize())
 
 
-# -- existing runs --------------------------------------------------------------
+# -- existing runs ------------------------------------------------------------
 
 
 class LoadDuplicatesView(ActionOperator):

@@ -91,7 +91,7 @@ def _chain(value):
     return [] if value in (None, "none") else value.split("+")
 
 
-# -- what the form holds, both ways ---------------------------------------------
+# -- what the form holds, both ways -------------------------------------------
 
 
 def _preset_chain(preset):
@@ -218,7 +218,7 @@ def _unit_form(prefix, unit):
     return out
 
 
-# -- the operator -------------------------------------------------------------------
+# -- the operator -------------------------------------------------------------
 
 
 class ComputeClusters(GeneratorOperator):

@@ -46,7 +46,7 @@ LABELS = {
 }
 
 
-# -- what the panel shows, read from the database ------------------------------
+# -- what the panel shows, read from the database -----------------------------
 
 
 def cluster_rows(dataset, key, sort="size_desc"):
@@ -207,7 +207,7 @@ class ClustersPanel(foo.Panel):
                            variant="info")
             return None
 
-    # -- events -----------------------------------------------------------------
+    # -- events ---------------------------------------------------------------
 
     def on_load(self, ctx):
         self._settle(ctx)
@@ -241,7 +241,7 @@ class ClustersPanel(foo.Panel):
     def on_change_chart(self, ctx):
         self._write(ctx, {"chart": ctx.params["value"], "chart_error": None})
 
-    # -- actions ----------------------------------------------------------------
+    # -- actions --------------------------------------------------------------
 
     def on_show_cluster(self, ctx):
         run = self._run(ctx)
@@ -298,7 +298,7 @@ class ClustersPanel(foo.Panel):
         ctx.prompt(f"{self.plugin_name}/compute_clusters",
                    on_success=self.on_refresh)
 
-    # -- rendering ----------------------------------------------------------------
+    # -- rendering ------------------------------------------------------------
 
     def render(self, ctx):
         panel = types.Object()

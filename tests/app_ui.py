@@ -29,7 +29,7 @@ RUN = 180_000
 STEP = 30_000
 
 
-# -- the App server --------------------------------------------------------------
+# -- the App server -----------------------------------------------------------
 
 
 def free_port():
@@ -76,7 +76,7 @@ def stop_app_server(server):
         server.kill()
 
 
-# -- datasets the tests browse ------------------------------------------------------
+# -- datasets the tests browse ------------------------------------------------
 
 
 def grey_dataset(name, folder, n=60, levels=(30, 128, 225)):
@@ -96,7 +96,7 @@ def grey_dataset(name, folder, n=60, levels=(30, 128, 225)):
     return dataset
 
 
-# -- the page -----------------------------------------------------------------------
+# -- the page -----------------------------------------------------------------
 
 
 def shot(page, name):

@@ -103,6 +103,9 @@ def test_the_form_opens_on_the_products_defaults_and_the_run_shows_in_colour(
 
     open_panel(page, "Embeddings")
     page.get_by_text("clusters_map", exact=True).last.click()
+    # Once the map has its points, its menus stay put.
+    expect(page.get_by_text("60 points", exact=False)).to_be_visible(
+        timeout=STEP)
     color_by = page.get_by_role("button", name="Color by")
     expect(color_by).to_be_enabled(timeout=STEP)
     color_by.click()
