@@ -55,25 +55,28 @@ def relabel_by_size(labels):
 
 
 # Rows per chunk when measuring: bounds the float64 working copy.
-MEASURE_CHUNK = 65536
+MEASURE_CHUNK = 16384
 
 
 def cluster_means(X, labels, k):
     """``(centres, sizes)``: the mean of each cluster's rows of ``X``
-    (float64), summed chunk by chunk."""
+    (float64), summed chunk by chunk as one sparse product per chunk (an
+    indicator matrix of clusters times the rows)."""
+    from scipy.sparse import csr_matrix
+
     d = X.shape[1]
     sums = np.zeros((k, d))
     sizes = np.bincount(labels[labels >= 0], minlength=k).astype(np.int64)
     for start in range(0, len(X), MEASURE_CHUNK):
         part = labels[start:start + MEASURE_CHUNK]
-        member = part >= 0
-        if not member.any():
+        member = np.flatnonzero(part >= 0)
+        if not len(member):
             continue
-        rows = np.asarray(X[start:start + MEASURE_CHUNK][member], np.float64)
-        order = np.argsort(part[member], kind="stable")
-        ordered = part[member][order]
-        firsts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-        sums[ordered[firsts]] += np.add.reduceat(rows[order], firsts, axis=0)
+        indicator = csr_matrix(
+            (np.ones(len(member)), (part[member], member)),
+            shape=(k, len(part)))
+        sums += indicator @ np.asarray(X[start:start + len(part)],
+                                       np.float64)
     return sums / np.maximum(sizes, 1)[:, None], sizes
 
 
@@ -93,8 +96,11 @@ def measure(X, labels):
 def distances_to(X, labels, centres):
     """``(dist, sim)``: each row's Euclidean distance and cosine similarity
     to the centre of its cluster (``centres[label]``), NaN for noise, in
-    chunks."""
+    chunks. The dot product comes from the squared norms and distance
+    (``x.c = (|x|^2 + |c|^2 - |x - c|^2) / 2``), so each chunk takes one
+    subtraction and two row-wise products."""
     centres = np.asarray(centres, dtype=np.float64)
+    squared = np.einsum("ij,ij->i", centres, centres)
     dist = np.full(len(X), np.nan)
     sim = np.full(len(X), np.nan)
     for start in range(0, len(X), MEASURE_CHUNK):
@@ -103,14 +109,22 @@ def distances_to(X, labels, centres):
         member = np.flatnonzero(part >= 0)
         if not len(member):
             continue
-        rows = np.asarray(X[start:stop][member], np.float64)
-        own = centres[part[member]]
-        dist[start + member] = np.linalg.norm(rows - own, axis=1)
-        norms = np.linalg.norm(rows, axis=1) * np.linalg.norm(own, axis=1)
-        dots = np.einsum("ij,ij->i", rows, own)
+        # A copy in float64 (fancy indexing copies; np.array always does).
+        rows = np.asarray(X[start:stop][member], np.float64) \
+            if len(member) < len(part) else \
+            np.array(X[start:stop], dtype=np.float64)
+        own = part[member]
+        xx = np.einsum("ij,ij->i", rows, rows)
+        rows -= centres[own]
+        dd = np.einsum("ij,ij->i", rows, rows)
+        dist[start + member] = np.sqrt(dd)
+        cc = squared[own]
+        norms = np.sqrt(xx * cc)
+        dots = (xx + cc - dd) / 2
         # A zero vector has no direction: its similarity is undefined.
         sim[start + member] = np.where(
-            norms > 0, dots / np.where(norms > 0, norms, 1), np.nan)
+            norms > 0, np.clip(dots / np.where(norms > 0, norms, 1), -1, 1),
+            np.nan)
     return dist, sim
 
 

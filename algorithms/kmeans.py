@@ -194,10 +194,14 @@ class KMeans:
 def _oversampled_candidates(X, k, rng):
     """k-means||: candidate centres drawn in a few rounds with probability
     in proportion to their squared distance to the candidates so far, and
-    how many points each candidate stands for."""
+    how many points each candidate stands for (each point's nearest
+    candidate is kept up to date round by round, so no last pass over all
+    candidates is needed)."""
     n = len(X)
-    candidates = X[rng.integers(n)][None]
-    _, dist = nearest(X, candidates)
+    candidates = [X[rng.integers(n)][None]]
+    owner = np.zeros(n, dtype=np.int64)
+    _, dist = nearest(X, candidates[0])
+    count = 1
     for _ in range(INIT_ROUNDS):
         total = dist.sum()
         if total <= 0:
@@ -206,10 +210,13 @@ def _oversampled_candidates(X, k, rng):
         drawn = X[rng.random(n) < p]
         if not len(drawn):
             continue
-        _, to_drawn = nearest(X, drawn)
-        dist = np.minimum(dist, to_drawn)
-        candidates = np.vstack([candidates, drawn])
-    owner, _ = nearest(X, candidates)
+        to_which, to_drawn = nearest(X, drawn)
+        closer = to_drawn < dist
+        owner[closer] = count + to_which[closer]
+        dist = np.where(closer, to_drawn, dist)
+        candidates.append(drawn)
+        count += len(drawn)
+    candidates = np.vstack(candidates)
     weights = np.bincount(owner, minlength=len(candidates)).astype(float)
     used = weights > 0
     if used.sum() < k:

@@ -14,8 +14,15 @@ import numpy as np
 from ..units import ParamError
 from .kmeans import KMeans
 
-# Up to this many points a search is exact; above, an IVF index is used.
+# Up to this many points a search is exact, when its cost (points squared
+# times dimensions) is at most EXACT_COST too; above, an IVF index is used.
 EXACT_LIMIT = 200_000
+EXACT_COST = 2e11
+# Points per cell the IVF's coarse k-means trains on, and its iterations:
+# cells only need to keep neighbours together, and at a million points a
+# careful k-means costs more than the search it serves.
+IVF_TRAIN_PER_CELL = 16
+IVF_TRAIN_ITERATIONS = 8
 # Queries per search call: bounds memory at any scale.
 QUERY_CHUNK = 8192
 
@@ -80,7 +87,8 @@ class Neighbors:
 
         X = self._data
         n, d = X.shape
-        exact = self.exact if self.exact is not None else n <= EXACT_LIMIT
+        exact = self.exact if self.exact is not None else \
+            exact_is_cheap(n, d)
         if exact:
             index = faiss.IndexFlatL2(d)
         else:
@@ -88,22 +96,22 @@ class Neighbors:
             # Coarse cells need no careful seeding: random starts, as
             # faiss's own IVF training does, cost nothing at a million.
             km = KMeans(nlist, engine="faiss", seed=self.seed, init="random",
-                        train_per_centroid=64, max_iter=10,
+                        train_per_centroid=IVF_TRAIN_PER_CELL,
+                        max_iter=IVF_TRAIN_ITERATIONS,
                         progress=_training_progress(progress)).fit(
                 X[np.random.default_rng(self.seed).choice(
-                    n, min(n, nlist * 64), replace=False)])
+                    n, min(n, nlist * IVF_TRAIN_PER_CELL), replace=False)])
+            # A quantizer already holding nlist centroids is not trained
+            # again; only the 8-bit codec learns its ranges.
             quantizer = faiss.IndexFlatL2(d)
+            quantizer.add(_as_float32(km.cluster_centers_))
             if self.compress:
-                # A quantizer already holding nlist centroids is not
-                # trained again; only the 8-bit codec learns its ranges.
-                quantizer.add(_as_float32(km.cluster_centers_))
                 index = faiss.IndexIVFScalarQuantizer(
                     quantizer, d, nlist, faiss.ScalarQuantizer.QT_8bit)
                 index.train(X[np.random.default_rng(self.seed + 1).choice(
                     n, min(n, 50_000), replace=False)])
             else:
                 index = faiss.IndexIVFFlat(quantizer, d, nlist)
-                index.train(km.cluster_centers_)
             index.nprobe = min(self.nprobe, nlist)
             self._quantizer = quantizer
         for start in range(0, n, QUERY_CHUNK * 8):
@@ -154,14 +162,19 @@ class Neighbors:
         return indices, dists
 
     def _rerank(self, Q, I):
-        """Exact squared distances to the candidates ``I``, sorted."""
-        D = np.full(I.shape, np.inf, dtype=np.float32)
-        for row in range(0, len(Q), 1024):
-            cand = I[row:row + 1024]
-            vecs = self._data[np.maximum(cand, 0)]
-            diff = vecs - Q[row:row + 1024, None, :]
-            part = np.einsum("ijk,ijk->ij", diff, diff)
-            D[row:row + 1024] = np.where(cand < 0, np.inf, part)
+        """Exact squared distances to the candidates ``I``, sorted
+        (computed by faiss over the candidates' rows in place: no gathered
+        copy of them)."""
+        import faiss
+
+        n, m = I.shape
+        Q = _as_float32(Q)
+        ids = np.ascontiguousarray(np.maximum(I, 0), dtype=np.int64)
+        D = np.empty((n, m), dtype=np.float32)
+        faiss.fvec_L2sqr_by_idx(
+            faiss.swig_ptr(D), faiss.swig_ptr(Q), faiss.swig_ptr(self._data),
+            faiss.swig_ptr(ids), Q.shape[1], n, m)
+        D[I < 0] = np.inf
         order = np.argsort(D, axis=1, kind="stable")
         return (np.take_along_axis(I, order, 1),
                 np.take_along_axis(D, order, 1))
@@ -186,6 +199,13 @@ class Neighbors:
         self.__dict__.update(state)
         self._index = None
         self._build()
+
+
+def exact_is_cheap(n, d):
+    """Whether an exact search of ``n`` points of ``d`` dimensions among
+    themselves costs little enough (:data:`EXACT_LIMIT`,
+    :data:`EXACT_COST`)."""
+    return n <= EXACT_LIMIT and float(n) * n * d <= EXACT_COST
 
 
 def _training_progress(progress):

@@ -30,7 +30,9 @@ import image_clustering as ic
 
 ds = fo.load_dataset(NAME)
 marks = []
+messages = []
 def progress(fraction, message):
+    messages.append((time.time(), message))
     stage = message.split(" ")[0].rstrip(":")
     if not marks or marks[-1][0] != stage:
         marks.append((stage, time.time(), message))
@@ -40,7 +42,14 @@ run = ic.compute_clusters(ds, "km", embeddings_field="emb", reducer="none",
                           method="kmeans", n_clusters=K, overwrite=True,
                           progress=progress)
 total = time.time() - t
+end = time.time()
+parts = {}
+for (at, m), (nxt, _) in zip(messages, messages[1:] + [(end, None)]):
+    part = synthetic.write_part(m)
+    if part:
+        parts[part] = parts.get(part, 0.0) + nxt - at
 print(json.dumps({"total": total, "timings": run.results["timings"],
+                  "write_parts": parts,
                   "marks": [(m[0], m[1] - t) for m in marks],
                   "metrics": {k: run.metrics[k] for k in
                               ("n_clusters", "silhouette", "inertia",
@@ -75,6 +84,8 @@ def main():
         print(f"{stage:<12}{seconds:>9.1f}")
     write = r["total"] - r["timings"]["total"]
     print(f"{'write':<12}{write:>9.1f}")
+    for part, seconds in r["write_parts"].items():
+        print(f"  {part:<20}{seconds:>9.1f}")
     print(f"{'whole run':<12}{r['total']:>9.1f}")
     print(f"\nquality: {r['metrics']}")
     print(f"map: {r['map']}")

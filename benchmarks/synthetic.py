@@ -100,3 +100,19 @@ def embeddings_dataset(name, n, d=512, n_true=100, seed=0, field="emb",
 def peak_rss_gb():
     """Peak resident memory of this process so far, in GB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+
+
+def write_part(message):
+    """The part of a run's write a progress message starts (``None`` for
+    messages of other stages)."""
+    for words, part in (("writing fields", "record"),
+                        ("staged", "staging insert"),
+                        ("declaring", "schema"),
+                        ("merging", "merge"),
+                        ("removing values", "strip"),
+                        ("checking", "verify"),
+                        ("showing", "App presentation"),
+                        ("writing:", "other steps")):
+        if words in message:
+            return part
+    return None

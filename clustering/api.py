@@ -53,6 +53,8 @@ def store_run(plan, config, results, emb, columns, fitted_state,
     run = load_run(dataset, plan.key)
     if replaced:
         charts.remove_charts(dataset, plan.key)
+    if progress is not None:
+        progress("writing: showing the run in the App")
     presentation.show(run, replaced)
     return run
 

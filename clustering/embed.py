@@ -25,7 +25,7 @@ from ..embedders import get_embedder
 from ..embedders.executors import local_executor
 from ..embedders.images import Crop, file_identity
 from ..storage import vector_cache
-from ..storage.sample_io import decode_vector, iter_rows, read_vectors
+from ..storage.sample_io import VectorColumn, iter_rows, read_vectors
 from ..storage.vector_cache import fingerprint_of, identity_field
 from ..support import count_reasons
 from ..units import ParamError
@@ -163,14 +163,24 @@ def get_embeddings(
 
 
 class _CachePlan:
-    """Which samples have a usable cached vector, and which need one."""
+    """Which samples have a usable cached vector, and which need one.
+
+    Attributes:
+        ids, paths, identities: per sample, in the collection's order
+        index: sample id -> its position
+        cached: the cached vectors as read (a :class:`Decoded`), or
+            ``None``
+        usable: per sample, whether its cached vector is reused
+        todo: the ids to embed
+    """
 
     def __init__(self):
         self.ids = []
         self.paths = []
         self.identities = []
         self.index = {}
-        self.cached = {}
+        self.cached = None
+        self.usable = np.zeros(0, dtype=bool)
         self.todo = []
 
 
@@ -181,6 +191,9 @@ class _Computed:
 
 
 def _cache_plan(samples, embedder, field):
+    """Reads every sample's file path, and with a cache its vectors and
+    their file identities (the vectors through the same batched reader as
+    an embeddings field's, :class:`.sample_io.VectorColumn`)."""
     dataset = samples._dataset
     sidecar = identity_field(field)
     wanted = ["filepath"]
@@ -189,21 +202,28 @@ def _cache_plan(samples, embedder, field):
     if has_cache:
         wanted += [field, sidecar]
     plan = _CachePlan()
-    for ids, values in iter_rows(samples, wanted):
-        for j, sid in enumerate(ids):
-            path = values["filepath"][j]
-            identity = file_identity(path)
-            plan.index[sid] = len(plan.ids)
-            plan.ids.append(sid)
-            plan.paths.append(path)
-            plan.identities.append(identity)
-            if has_cache and identity is not None and \
-                    values[sidecar][j] == identity:
-                vector = decode_vector(values[field][j])
-                if vector is not None and vector.size:
-                    plan.cached[sid] = vector
-                    continue
-            plan.todo.append(sid)
+    matches = []
+    with VectorColumn(field, len(samples)) as column:
+        for ids, values in iter_rows(samples, wanted):
+            for j, sid in enumerate(ids):
+                path = values["filepath"][j]
+                identity = file_identity(path)
+                plan.index[sid] = len(plan.ids)
+                plan.ids.append(sid)
+                plan.paths.append(path)
+                plan.identities.append(identity)
+                matches.append(has_cache and identity is not None and
+                               values[sidecar][j] == identity)
+            if has_cache:
+                column.add(values[field])
+        if has_cache:
+            plan.cached = column.finish()
+    plan.usable = np.asarray(matches, dtype=bool)
+    if plan.cached is not None:
+        loose = np.zeros(len(plan.ids), dtype=bool)
+        loose[[r for r, v in plan.cached.others.items() if v.size]] = True
+        plan.usable &= plan.cached.stored | loose
+    plan.todo = [sid for sid, ok in zip(plan.ids, plan.usable) if not ok]
     return plan
 
 
@@ -262,11 +282,21 @@ def _write_cache(samples, field, plan, new):
 
 def _assemble(plan, computed):
     """The rows in sample order: cached or computed vectors, with every
-    other sample skipped with its reason."""
-    ids, rows, skipped = [], [], {}
-    for sid in plan.ids:
-        vector = plan.cached.get(sid)
-        if vector is None:
+    other sample skipped with its reason. Cached rows of the common length
+    are copied from the cache's matrix in blocks."""
+    ids, lengths, skipped = [], [], {}
+    from_cache, loose = [], {}
+    cached = plan.cached
+    width = cached.matrix.shape[1] if cached is not None else None
+    for row, sid in enumerate(plan.ids):
+        if plan.usable[row]:
+            if cached.stored[row]:
+                from_cache.append(len(ids))
+                ids.append(sid)
+                lengths.append(width)
+                continue
+            vector = cached.others[row]
+        else:
             vector = computed.vectors.get(sid)
         if vector is None:
             skipped[sid] = computed.failures.get(sid, "not embedded")
@@ -274,32 +304,46 @@ def _assemble(plan, computed):
         if not np.all(np.isfinite(vector)):
             skipped[sid] = "embedding contains NaN or infinite values"
             continue
+        loose[len(ids)] = vector
         ids.append(sid)
-        rows.append(vector)
-    keep = _common_length(list(range(len(rows))), rows, ids, skipped)
-    matrix = (np.stack([rows[i] for i in keep]).astype(np.float32)
-              if keep else np.zeros((0, 0), dtype=np.float32))
+        lengths.append(len(vector))
+    keep = _common_length(list(range(len(ids))), lengths, ids, skipped)
+    if not keep:
+        return [], np.zeros((0, 0), dtype=np.float32), skipped
+    width = lengths[keep[0]]
+    matrix = np.empty((len(keep), width), dtype=np.float32)
+    position = np.full(len(ids), -1, dtype=np.int64)
+    position[keep] = np.arange(len(keep))
+    if from_cache and width == cached.matrix.shape[1]:
+        at = np.asarray(from_cache, dtype=np.int64)
+        source = np.flatnonzero(plan.usable & cached.stored)
+        for start in range(0, len(at), 65536):
+            matrix[position[at[start:start + 65536]]] = \
+                cached.matrix[source[start:start + 65536]]
+    for i, vector in loose.items():
+        if position[i] >= 0:
+            matrix[position[i]] = vector
     return [ids[i] for i in keep], matrix, skipped
 
 
-def _common_length(rows, vectors, ids, skipped):
-    """The rows whose vectors have the length most rows have; the others
-    are skipped with both lengths and the count. (Vectors of one
-    fingerprint have one length: a mismatch means a cache or attribute
-    written by hand.)"""
-    lengths = {}
+def _common_length(rows, lengths, ids, skipped):
+    """The rows whose vectors have the length most rows have (``lengths``
+    holds each row's); the others are skipped with both lengths and the
+    count. (Vectors of one fingerprint have one length: a mismatch means a
+    cache or attribute written by hand.)"""
+    by_length = {}
     for i in rows:
-        lengths.setdefault(len(vectors[i]), []).append(i)
-    if len(lengths) <= 1:
+        by_length.setdefault(lengths[i], []).append(i)
+    if len(by_length) <= 1:
         return rows
-    common = max(lengths, key=lambda d: len(lengths[d]))
-    for d, members in lengths.items():
+    common = max(by_length, key=lambda d: len(by_length[d]))
+    for d, members in by_length.items():
         if d != common:
             for i in members:
                 skipped[ids[i]] = (
-                    f"embedding has {d} values; {len(lengths[common]):,} "
+                    f"embedding has {d} values; {len(by_length[common]):,} "
                     f"other(s) have {common}")
-    return lengths[common]
+    return by_length[common]
 
 
 def _paths_of(samples, ids):
@@ -385,7 +429,8 @@ def get_patch_embeddings(
             keep.append(j)
         else:
             skipped[ids[j]] = "embedding is empty or not finite"
-    keep = _common_length(keep, vectors, ids, skipped)
+    keep = _common_length(keep, [len(v) if v is not None else 0
+                                 for v in vectors], ids, skipped)
     matrix = (np.stack([vectors[j] for j in keep]).astype(np.float32)
               if keep else np.zeros((0, 0), dtype=np.float32))
     return Embeddings(

@@ -1,9 +1,19 @@
 """Reading and writing per-sample values in chunks keyed by id, so that a
-million samples never sit in memory as Python objects at once."""
+million samples never sit in memory as Python objects at once.
+
+Reads take the database's raw BSON batches, fetched one ahead in a thread
+while the last one is decoded (:func:`iter_rows`). Vectors (FiftyOne's
+zlib-compressed ``.npy`` bytes) are inflated by a few threads straight into
+one preallocated matrix (:class:`VectorColumn`): zlib runs without the
+interpreter lock, so the database, the decoding and the inflating overlap.
+"""
 
 import io
+import os
+import queue
 import threading
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -12,8 +22,8 @@ from .mongo import samples_coll
 
 # Samples per round trip.
 READ_CHUNK = 20000
-
-
+# Threads that inflate stored vectors.
+INFLATE_THREADS = max(2, min(4, os.cpu_count() or 1))
 class _HeaderCache(threading.local):
     """The .npy header of the last vector decoded in this thread: vectors of
     one field share it, so each is read without parsing it again."""
@@ -55,25 +65,74 @@ def _get_path(doc, path):
     return value
 
 
-def iter_rows(samples, paths, chunk=READ_CHUNK):
-    """Yields ``(ids, {path: values})`` per chunk of ``samples`` (in the
-    view's order). ``paths`` are field paths of the samples, dotted ones
-    (``split.label``) included."""
+class _Failed:
+    def __init__(self, error):
+        self.error = error
+
+
+def _prefetched(batches, depth=2):
+    """Yields the items of ``batches``, each next one fetched in a thread
+    while the caller works on the last."""
+    out = queue.Queue(depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(item):
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fetch():
+        try:
+            for batch in batches:
+                if not put(batch):
+                    return
+            put(end)
+        except BaseException as e:  # handed to the caller's thread
+            put(_Failed(e))
+
+    thread = threading.Thread(target=fetch, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = out.get()
+            if item is end:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+        batches.close()
+
+
+def raw_batches(samples, paths, chunk=READ_CHUNK):
+    """The raw BSON batches of ``{_id, paths}`` of each sample of
+    ``samples``, in the view's order, each next one fetched while the last
+    is decoded."""
     project = {"_id": 1}
     project.update({p: 1 for p in paths})
-    cursor = samples._aggregate(
-        post_pipeline=[{"$project": project}]
-    ).batch_size(chunk)
-    ids, values = [], {p: [] for p in paths}
-    for doc in cursor:
-        ids.append(str(doc["_id"]))
-        for p in paths:
-            values[p].append(_get_path(doc, p))
-        if len(ids) >= chunk:
-            yield ids, values
-            ids, values = [], {p: [] for p in paths}
-    if ids:
-        yield ids, values
+    pipeline = samples._pipeline(post_pipeline=[{"$project": project}])
+    cursor = samples._dataset._sample_collection.aggregate_raw_batches(
+        pipeline, allowDiskUse=True, batchSize=chunk)
+    return _prefetched(cursor)
+
+
+def iter_rows(samples, paths, chunk=READ_CHUNK):
+    """Yields ``(ids, {path: values})`` per batch of ``samples`` (in the
+    view's order). ``paths`` are field paths of the samples, dotted ones
+    (``split.label``) included."""
+    import bson
+
+    for batch in raw_batches(samples, paths, chunk):
+        docs = bson.decode_all(batch)
+        ids = [str(d["_id"]) for d in docs]
+        yield ids, {p: [_get_path(d, p) for d in docs] for p in paths}
 
 
 class VectorRows:
@@ -101,59 +160,231 @@ def read_vectors(samples, field, progress=None, total=None):
     have one length; where they do not, the length most samples have wins
     and the others are reported with their length (a tie is refused, with
     the counts). Vectors that are missing or not finite are reported too.
-    The matrix is filled chunk by chunk. Returns :class:`VectorRows`."""
+    The matrix is filled batch by batch. Returns :class:`VectorRows`."""
+    import bson
+
     total = total if total is not None else len(samples)
-    reader = _Reader(field, total)
-    done = 0
-    for chunk_ids, values in iter_rows(samples, [field]):
-        for sid, raw in zip(chunk_ids, values[field]):
-            reader.add(sid, decode_vector(raw))
-        done += len(chunk_ids)
-        if progress is not None:
-            progress(done, total)
-    return reader.result()
+    ids = []
+    with VectorColumn(field, total) as column:
+        for batch in raw_batches(samples, [field]):
+            parsed = vector_docs(batch, field)
+            if parsed is None:
+                docs = bson.decode_all(batch)
+                parsed = ([str(d["_id"]) for d in docs],
+                          [_get_path(d, field) for d in docs])
+            ids.extend(parsed[0])
+            column.add(parsed[1])
+            if progress is not None:
+                progress(len(ids), total)
+        decoded = column.finish()
+    return decoded.by_majority(ids)
 
 
-class _Reader:
-    """Rows of the first length go straight into one preallocated matrix;
-    rows of other lengths are kept aside until the end decides which
-    length wins."""
+def vector_docs(batch, field):
+    """``(ids, stored vectors)`` of a raw batch of ``{_id, field}``
+    documents, read from their fixed layout without decoding each into a
+    dict; ``None`` when a document does not have that layout (a list
+    vector, a null, another id type), and the caller decodes the batch the
+    generic way."""
+    name = field.encode() + b"\0"
+    if "." in field:
+        return None
+    starts, pos, size = [], 0, len(batch)
+    while pos < size:
+        starts.append(pos)
+        pos += int.from_bytes(batch[pos:pos + 4], "little")
+    buf = np.frombuffer(batch, dtype=np.uint8)
+    at = np.asarray(starts, dtype=np.int64)
+    head = b"\x07_id\0"
+    element = at + 4 + len(head) + 12
+    value = element + 1 + len(name)
+    if (value + 5 > size).any():
+        return None
+    expect = np.frombuffer(head, np.uint8)
+    if not (buf[at[:, None] + 4 + np.arange(len(head))] == expect).all() \
+            or not (buf[element] == 0x05).all() \
+            or not (buf[element[:, None] + 1 + np.arange(len(name))] ==
+                    np.frombuffer(name, np.uint8)).all():
+        return None
+    lengths = buf[value[:, None] + np.arange(4)].astype(np.int64) @ \
+        (256 ** np.arange(4))
+    first = value + 5
+    if ((first + lengths + 1) != np.r_[at[1:], size]).any():
+        return None
+    raw_ids = buf[at[:, None] + 4 + len(head) + np.arange(12)].tobytes().hex()
+    ids = [raw_ids[i:i + 24] for i in range(0, len(raw_ids), 24)]
+    return ids, [batch[b:b + n] for b, n in zip(first.tolist(),
+                                                lengths.tolist())]
 
-    def __init__(self, field, total):
+
+class VectorColumn:
+    """Stored vectors of one field, added batch by batch in row order and
+    inflated by a pool of threads straight into one matrix (sized for
+    ``capacity`` rows, grown when more come). Use as a context manager;
+    :meth:`finish` waits for the threads and returns :class:`Decoded`."""
+
+    def __init__(self, field, capacity):
         self.field = field
-        self.total = max(total, 1)
-        self.first = None
-        self.rows = None
-        self.ids = []
-        self.aside = {}
+        self.capacity = max(int(capacity), 1)
+        self.n = 0
+        self.matrix = None
+        self.stored = None
+        self.others = {}
         self.missing = {}
+        self._pool = ThreadPoolExecutor(INFLATE_THREADS)
+        self._pending = []
+        self._fast = None
 
-    def add(self, sid, v):
-        if v is None:
-            self.missing[sid] = f"no embedding in field '{self.field}'"
-            return
-        v = np.asarray(v, dtype=np.float32).ravel()
-        if not np.all(np.isfinite(v)):
-            self.missing[sid] = "embedding contains NaN or infinite values"
-            return
-        if self.first is None:
-            self.first = len(v)
-            self.rows = np.empty((self.total, self.first), dtype=np.float32)
-        if len(v) != self.first:
-            self.aside.setdefault(len(v), []).append((sid, v))
-            return
-        if len(self.ids) == len(self.rows):
-            # The collection grew since it was counted.
-            self.rows = np.concatenate([self.rows, np.empty_like(self.rows)])
-        self.rows[len(self.ids)] = v
-        self.ids.append(sid)
+    def __enter__(self):
+        return self
 
-    def result(self):
-        lengths = {self.first: len(self.ids)} if self.first else {}
-        lengths.update({d: len(rows) for d, rows in self.aside.items()})
+    def __exit__(self, *exc):
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def add(self, values):
+        """Queues ``values`` (stored vectors) as the next rows."""
+        start, self.n = self.n, self.n + len(values)
+        if self.matrix is None:
+            self._first_vector(values)
+        if self.matrix is not None and self.n > len(self.matrix):
+            self._grow()
+        # A bounded queue: batches wait in memory only while the threads
+        # are busy with earlier ones.
+        while len(self._pending) >= 2 * INFLATE_THREADS:
+            self._pending.pop(0).result()
+        step = -(-len(values) // INFLATE_THREADS)
+        for i in range(0, len(values), step):
+            self._pending.append(self._pool.submit(
+                self._decode, start + i, values[i:i + step]))
+
+    def _first_vector(self, values):
+        """Sizes the matrix from the first non-empty vector, and keeps its
+        ``.npy`` header: the rows that share it are read without parsing
+        one."""
+        for raw in values:
+            v = decode_vector(raw)
+            if v is None or not v.size:
+                continue
+            self.matrix = np.empty((max(self.capacity, self.n), len(v)),
+                                   dtype=np.float32)
+            self.stored = np.zeros(len(self.matrix), dtype=bool)
+            if isinstance(raw, (bytes, bytearray)):
+                data = zlib.decompress(raw)
+                header = data[:len(data) - v.nbytes]
+                self._fast = (header, len(data), v.dtype)
+            return
+
+    def _grow(self):
+        """More rows than counted (the collection grew since)."""
+        self._wait()
+        extra = max(self.n, 2 * len(self.matrix)) - len(self.matrix)
+        self.matrix = np.concatenate(
+            [self.matrix, np.empty((extra, self.matrix.shape[1]),
+                                   dtype=np.float32)])
+        self.stored = np.concatenate([self.stored,
+                                      np.zeros(extra, dtype=bool)])
+
+    def _decode(self, start, values):
+        if self._fast is not None and self._decode_block(start, values):
+            return
+        d = self.matrix.shape[1] if self.matrix is not None else None
+        fast = self._fast
+        for j, raw in enumerate(values):
+            row = start + j
+            if raw is None:
+                self.missing[row] = f"no embedding in field '{self.field}'"
+                continue
+            if fast is not None and isinstance(raw, bytes):
+                data = zlib.decompress(raw)
+                if len(data) == fast[1] and data.startswith(fast[0]):
+                    self.matrix[row] = np.frombuffer(
+                        data, dtype=fast[2], offset=len(fast[0]))
+                    self.stored[row] = True
+                    continue
+            v = decode_vector(raw)
+            if d is not None and len(v) == d:
+                self.matrix[row] = v
+                self.stored[row] = True
+            else:
+                self.others[row] = np.asarray(v, dtype=np.float32)
+
+    def _decode_block(self, start, values):
+        """Inflates ``values`` and copies them into the matrix in one block
+        when every one has the first vector's ``.npy`` header and size;
+        says whether it did."""
+        header, size, dtype = self._fast
+        if not all(isinstance(raw, bytes) for raw in values):
+            return False
+        block = list(map(zlib.decompress, values))
+        if any(len(data) != size for data in block):
+            return False
+        rows = np.frombuffer(b"".join(block), dtype=np.uint8).reshape(
+            len(block), size)
+        if not (rows[:, :len(header)] ==
+                np.frombuffer(header, np.uint8)).all():
+            return False
+        stop = start + len(block)
+        self.matrix[start:stop] = rows[:, len(header):].view(dtype)
+        self.stored[start:stop] = True
+        return True
+
+    def _wait(self):
+        while self._pending:
+            self._pending.pop(0).result()
+
+    def finish(self):
+        self._wait()
+        n = self.n
+        stored = self.stored[:n] if self.stored is not None else \
+            np.zeros(n, dtype=bool)
+        matrix = self.matrix if self.matrix is not None else \
+            np.zeros((n, 0), dtype=np.float32)
+        for start in range(0, n, READ_CHUNK):
+            part = np.flatnonzero(stored[start:start + READ_CHUNK]) + start
+            finite = np.isfinite(matrix[part]).all(axis=1)
+            stored[part[~finite]] = False
+            for row in part[~finite]:
+                self.missing[int(row)] = NOT_FINITE
+        for row, v in list(self.others.items()):
+            if not np.all(np.isfinite(v)):
+                del self.others[row]
+                self.missing[row] = NOT_FINITE
+        return Decoded(self.field, matrix, stored, self.others, self.missing)
+
+
+NOT_FINITE = "embedding contains NaN or infinite values"
+
+
+class Decoded:
+    """Vectors of rows ``0..n-1`` as :class:`VectorColumn` decoded them.
+
+    Attributes:
+        matrix: rows of the common length (valid where ``stored``)
+        stored: bool per row: its vector is in ``matrix``
+        others: row -> a vector of another length
+        missing: row -> why it has no vector
+    """
+
+    def __init__(self, field, matrix, stored, others, missing):
+        self.field = field
+        self.matrix = matrix
+        self.stored = stored
+        self.others = others
+        self.missing = missing
+
+    def by_majority(self, ids):
+        """:class:`VectorRows` for rows named by ``ids``: those of the
+        length most rows have (a tie is refused, with the counts)."""
+        first = self.matrix.shape[1]
+        rows = np.flatnonzero(self.stored)
+        lengths = {first: len(rows)} if len(rows) else {}
+        aside = {}
+        for row, v in self.others.items():
+            aside.setdefault(len(v), []).append(row)
+        lengths.update({d: len(r) for d, r in aside.items()})
+        missing = {ids[row]: reason for row, reason in self.missing.items()}
         if not lengths:
-            return VectorRows([], np.zeros((0, 0), np.float32), self.missing,
-                              {})
+            return VectorRows([], np.zeros((0, 0), np.float32), missing, {})
         ranked = sorted(lengths.items(), key=lambda kv: -kv[1])
         if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
             counts = ", ".join(f"{n:,} of length {d}" for d, n in ranked)
@@ -162,21 +393,31 @@ class _Reader:
                 f"lengths ({counts}); no length has a majority. Recompute "
                 "the field with one model", "embeddings_field")
         winner = ranked[0][0]
-        if winner == self.first:
-            ids, matrix = self.ids, self.rows[:len(self.ids)]
-            losers = self.aside
+        if winner == first and len(rows):
+            matrix = compact(self.matrix, rows)
+            losers = aside
         else:
-            kept = self.aside.pop(winner)
-            ids = [sid for sid, _ in kept]
-            matrix = np.stack([v for _, v in kept])
-            losers = {**self.aside, self.first: list(zip(
-                self.ids, self.rows[:len(self.ids)]))}
-        for d, rows in losers.items():
-            for sid, _ in rows:
-                self.missing[sid] = (
+            kept = sorted(aside.pop(winner))
+            rows = np.asarray(kept, dtype=np.int64)
+            matrix = np.stack([self.others[r] for r in kept])
+            losers = {**aside, first: np.flatnonzero(self.stored)}
+        for d, lost in losers.items():
+            for row in lost:
+                missing[ids[row]] = (
                     f"embedding has {d} values; {lengths[winner]:,} other "
                     f"sample(s) have {winner}")
-        return VectorRows(ids, matrix, self.missing, lengths)
+        return VectorRows([ids[r] for r in rows], matrix, missing, lengths)
+
+
+def compact(matrix, rows, chunk=READ_CHUNK):
+    """``matrix[rows]`` for increasing ``rows``, built in place in the first
+    ``len(rows)`` rows of ``matrix`` (no second matrix at scale)."""
+    if len(rows) == len(matrix) or (len(rows) and rows[-1] == len(rows) - 1):
+        return matrix[:len(rows)]
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        matrix[start:start + len(part)] = matrix[part]
+    return matrix[:len(rows)]
 
 
 def write_by_id(dataset, updates, chunk=READ_CHUNK):

@@ -3,9 +3,19 @@ a write half done can apply the rest again; and the check that a write
 landed whole."""
 
 import datetime
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 
 from .mongo import db, oid, samples_coll
 from .records import StoreError, delete_record_doc
+
+# Parallel merges of disjoint ranges of staged ids: the database runs each
+# on a core of its own.
+MERGE_PARTS = max(1, min(4, os.cpu_count() or 1))
+# Ids per update when unsetting stale values.
+STRIP_CHUNK = 50_000
 
 
 class IntegrityError(StoreError):
@@ -75,12 +85,17 @@ def _merge(dataset, step):
     if not labels_path:
         project = {"_id": 1, "last_modified_at": {"$literal": now}}
         project.update({path: f"${k}" for path, k in keys.items()})
-        db()[stage].aggregate([
-            {"$project": project},
-            {"$merge": {"into": target, "on": "_id",
-                        "whenMatched": "merge",
-                        "whenNotMatched": "discard"}},
-        ])
+        pipelines = [[{"$match": match}] if match else []
+                     for match in _id_ranges(step.get("bounds") or [])]
+        for pipeline in pipelines:
+            pipeline += [
+                {"$project": project},
+                {"$merge": {"into": target, "on": "_id",
+                            "whenMatched": "merge",
+                            "whenNotMatched": "discard"}},
+            ]
+        _in_parallel([lambda p=p: db()[stage].aggregate(p)
+                      for p in pipelines])
         return
     names = {path.rsplit(".", 1)[-1]: k for path, k in keys.items()}
     new_values = {name: f"$$m.{k}" for name, k in names.items()}
@@ -119,6 +134,32 @@ def _merge(dataset, step):
     ])
 
 
+def _id_ranges(bounds):
+    """``$match`` filters of the id ranges that ``bounds`` (sorted id
+    strings) cut; ``[None]`` (everything) without bounds."""
+    if not bounds:
+        return [None]
+    edges = [None] + [oid(b) for b in bounds] + [None]
+    out = []
+    for low, high in zip(edges, edges[1:]):
+        rule = {}
+        if low is not None:
+            rule["$gte"] = low
+        if high is not None:
+            rule["$lt"] = high
+        out.append({"_id": rule})
+    return out
+
+
+def _in_parallel(calls):
+    if len(calls) == 1:
+        calls[0]()
+        return
+    with ThreadPoolExecutor(len(calls)) as pool:
+        for future in [pool.submit(call) for call in calls]:
+            future.result()
+
+
 def _without_keys(expr, names):
     return {"$arrayToObject": {"$filter": {
         "input": {"$objectToArray": expr},
@@ -133,16 +174,7 @@ def _strip(dataset, step):
     labels_path = step["labels_path"]
     paths = list(step["keys"])
     if not labels_path:
-        samples_coll(dataset).aggregate([
-            {"$match": {"$or": [{p: {"$exists": True}} for p in paths]}},
-            {"$lookup": {"from": stage, "localField": "_id",
-                         "foreignField": "_id", "as": "_staged"}},
-            {"$match": {"_staged": {"$size": 0}}},
-            {"$project": {"_id": 1}},
-            {"$merge": {"into": target, "on": "_id",
-                        "whenMatched": [{"$unset": paths}],
-                        "whenNotMatched": "discard"}},
-        ])
+        _strip_samples(dataset, stage, paths)
         return
     names = [p.rsplit(".", 1)[-1] for p in paths]
     field = labels_path
@@ -170,6 +202,48 @@ def _strip(dataset, step):
                     "whenMatched": [{"$set": {field: keep}}],
                     "whenNotMatched": "discard"}},
     ])
+
+
+def _strip_samples(dataset, stage, paths):
+    """Unsets ``paths`` on the samples that hold one of them and were not
+    staged. The ids of both sides are read and compared here: two scans of
+    ids, where a lookup per sample costs more at a million."""
+    coll = samples_coll(dataset)
+    holding = _ids(coll, {"$or": [{p: {"$exists": True}} for p in paths]})
+    if not len(holding):
+        return
+    stale = holding[~np.isin(holding, _ids(db()[stage], {}))]
+    for start in range(0, len(stale), STRIP_CHUNK):
+        raw = stale[start:start + STRIP_CHUNK].tobytes()
+        coll.update_many(
+            {"_id": {"$in": [oid(raw[i:i + 12].hex())
+                             for i in range(0, len(raw), 12)]}},
+            {"$unset": {p: "" for p in paths}})
+
+
+_ID_DOC = np.dtype([("length", "<i4"), ("head", "S5"), ("id", "S12"),
+                    ("end", "S1")])
+
+
+def _ids(coll, match):
+    """The ids of the documents of ``coll`` that ``match``, as ``S12``
+    bytes (read from raw batches of ``{_id}`` documents)."""
+    import bson
+
+    parts = []
+    for batch in coll.aggregate_raw_batches(
+            [{"$match": match}, {"$project": {"_id": 1}}],
+            allowDiskUse=True, batchSize=100_000):
+        if len(batch) % _ID_DOC.itemsize == 0:
+            docs = np.frombuffer(batch, dtype=_ID_DOC)
+            if (docs["length"] == _ID_DOC.itemsize).all() and \
+                    (docs["head"] == b"\x07_id").all():
+                parts.append(docs["id"].copy())
+                continue
+        parts.append(np.array([d["_id"].binary
+                               for d in bson.decode_all(batch)],
+                              dtype="S12"))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype="S12")
 
 
 def drop_field(dataset, path):

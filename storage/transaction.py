@@ -38,17 +38,21 @@ import uuid
 import numpy as np
 
 from ..units import ParamError
-from . import schema
+from . import bson_rows, schema
 from .lease import Lease
 from .mongo import db, fs, new_oid, oid
 from .records import StoreError, delete_record_doc, record_id, serialize_view
+from . import steps
 from .steps import apply
 
 logger = logging.getLogger(__name__)
 
 STAGE_PREFIX = "imgclust_stage_"
 # Rows per round trip when staging values; bounds memory at any scale.
-CHUNK = 20000
+CHUNK = 100_000
+# Sample ids that choose where the staged rows are split for merging in
+# parallel.
+SPLIT_SAMPLE = 1000
 
 
 class ConflictError(StoreError, ParamError):
@@ -149,6 +153,7 @@ class Transaction:
         self.steps = []
         self.staged_counts = {}
         self.merged_paths = []
+        self.split_points = []
         self._check_expectation()
 
     def _check_expectation(self):
@@ -184,7 +189,8 @@ class Transaction:
 
     def stage_rows(self, ids, columns, owners=None, progress=None):
         """Stages ``columns`` for the rows ``ids`` (sample ids, or label ids
-        with ``owners`` the sample id of each)."""
+        with ``owners`` the sample id of each), as raw BSON built by numpy
+        where the values allow (:mod:`.bson_rows`)."""
         coll = db()[self.stage]
         keys = {c.path: f"c{i}" for i, c in enumerate(columns)}
         counts = {c.path: 0 for c in columns}
@@ -192,19 +198,12 @@ class Transaction:
         for start in range(0, n, CHUNK):
             self.lease.check()
             stop = min(start + CHUNK, n)
-            docs = []
-            for j in range(start, stop):
-                doc = {"_id": oid(ids[j])}
-                if owners is not None:
-                    doc["s"] = oid(owners[j])
-                docs.append(doc)
-            for c in columns:
-                values = _plain_values(c.values[start:stop])
-                k = keys[c.path]
-                for doc, v in zip(docs, values):
-                    doc[k] = v
-                    if v is not None:
-                        counts[c.path] += 1
+            part_owners = owners[start:stop] if owners is not None else None
+            docs, present = _staged_docs(ids[start:stop], part_owners,
+                                         list(keys.values()), columns,
+                                         start, stop)
+            for c, count in zip(columns, present):
+                counts[c.path] += count
             if docs:
                 coll.insert_many(docs, ordered=False)
             if progress is not None:
@@ -212,6 +211,7 @@ class Transaction:
         if owners is not None:
             coll.create_index("s")
         self.staged_counts.update(counts)
+        self.split_points = _split_points(ids, steps.MERGE_PARTS)
         return keys
 
     def stage_attachment(self, blob, kind):
@@ -273,7 +273,8 @@ class Transaction:
         ``replace``, values of those fields on rows not staged are
         removed."""
         step = {"op": "merge", "stage": self.stage, "keys": keys,
-                "labels_path": labels_path, "single": single}
+                "labels_path": labels_path, "single": single,
+                "bounds": self.split_points}
         self.steps.append(step)
         if replace:
             self.steps.append({**step, "op": "strip"})
@@ -342,6 +343,46 @@ _STEP_WORDS = {
     "drop_record": "removing the replaced record",
     "drop_stage": "removing the staging collection",
 }
+
+
+def _split_points(ids, parts):
+    """``parts - 1`` ids that split ``ids`` into parts of about one size,
+    from a sample of them (any split is correct: the parts only share the
+    work)."""
+    if parts < 2 or len(ids) < 2 * SPLIT_SAMPLE:
+        return []
+    rng = np.random.default_rng(0)
+    sample = sorted(str(ids[i]) for i in rng.choice(len(ids), SPLIT_SAMPLE,
+                                                    replace=False))
+    return sorted({sample[len(sample) * i // parts] for i in range(1, parts)})
+
+
+def _staged_docs(ids, owners, keys, columns, start, stop):
+    """The staging documents of rows ``start:stop`` and the number of
+    non-null values of each column among them."""
+    from bson.raw_bson import RawBSONDocument
+
+    typed = [bson_rows.typed_column(c.values[start:stop]) for c in columns]
+    if all(t is not None for t in typed):
+        raw = bson_rows.encode_rows(
+            bson_rows.object_ids(ids),
+            bson_rows.object_ids(owners) if owners is not None else None,
+            keys, typed)
+        return ([RawBSONDocument(b) for b in raw],
+                [int(t.present.sum()) for t in typed])
+    docs = []
+    for j, sid in enumerate(ids):
+        doc = {"_id": oid(sid)}
+        if owners is not None:
+            doc["s"] = oid(owners[j])
+        docs.append(doc)
+    present = []
+    for c, k in zip(columns, keys):
+        values = _plain_values(c.values[start:stop])
+        for doc, v in zip(docs, values):
+            doc[k] = v
+        present.append(sum(v is not None for v in values))
+    return docs, present
 
 
 def _plain_values(values):
