@@ -2,7 +2,9 @@
 (after a confirmation that shows the counts), and delete a run. Each reads
 the form, calls the SDK and shows the result."""
 
+import fiftyone as fo
 import fiftyone.operators.types as types
+from fiftyone import ViewField as F
 
 from ..analysis import duplicates as dups
 from ..analysis import results as analysis
@@ -103,8 +105,6 @@ def source_kwargs(params, default):
 def split_fields(dataset):
     """Fields that can hold a sample's split: strings and
     Classifications."""
-    import fiftyone as fo
-
     strings = dataset.get_field_schema(ftype=fo.StringField)
     labels = dataset.get_field_schema(ftype=fo.EmbeddedDocumentField,
                                       embedded_doc_type=fo.Classification)
@@ -310,8 +310,6 @@ def duplicate_groups_view(run):
     """The run's duplicate groups as the grid shows them: only groups that
     still have more than one member (deleting the duplicates leaves each
     representative alone in its group)."""
-    from fiftyone import ViewField as F
-
     view = run.view()
     if run.labels_path:
         return view
@@ -508,7 +506,8 @@ class DeleteAnalysisRun(ActionOperator):
             app.reload(ctx, ctx.dataset, fields_before,
                        keep_filters=False)
             ctx.ops.set_view(ctx.dataset.view())
-            app.show_on_tiles(ctx, remove_prefix=f"{key}_")
+            app.show_on_tiles(ctx, remove=app.removed_fields(
+                ctx.dataset, fields_before))
             app.notify(ctx, f"Deleted run '{key}' and its fields")
         return {"deleted": key}
 

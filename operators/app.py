@@ -44,14 +44,19 @@ def show_colors(ctx, dataset):
     return [ctx.trigger("set_color_scheme", scheme)]
 
 
-def show_on_tiles(ctx, add=(), remove_prefix=None):
+def show_on_tiles(ctx, add=(), remove=()):
     """Shows the fields ``add`` on the grid's tiles (a group's tile then
-    says its cluster and size), and stops showing those that start with
-    ``remove_prefix``; the user's other choices stay."""
+    says its cluster and size) and no longer the fields ``remove`` (gone
+    with a run); the user's other choices stay."""
     active = [f for f in ctx.request_params.get("active_fields") or []
-              if not (remove_prefix and f.startswith(remove_prefix))]
+              if f not in set(remove)]
     active += [f for f in add if f not in active]
     return [ctx.trigger("set_active_fields", {"fields": active})]
+
+
+def removed_fields(dataset, fields_before):
+    """The fields of ``fields_before`` that the dataset no longer has."""
+    return fields_before - field_names(dataset)
 
 
 def refresh_panels(ctx):

@@ -121,8 +121,6 @@ class ActionOperator(foo.Operator):
 def failed_output(ctx):
     """What a quick operator's result dialog shows when it failed: the
     error, in the form's words; ``None`` when it did not fail."""
-    import fiftyone.operators.types as types
-
     error = (ctx.results or {}).get("error")
     if not error:
         return None

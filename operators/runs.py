@@ -208,7 +208,8 @@ class RenameClusteringRun(ActionOperator):
             shown = [] if run.patches_field else [run.fields["cluster"],
                                                   run.fields["size"]]
             app.show_on_tiles(ctx, add=shown if on_screen else (),
-                              remove_prefix=f"{key}_")
+                              remove=app.removed_fields(ctx.dataset,
+                                                        fields_before))
             app.refresh_panels(ctx)
             app.notify(ctx, f"Renamed run '{key}' to '{new}'")
         return {"run_key": new, "renamed_from": key}
@@ -253,7 +254,8 @@ class DeleteClusteringRun(ActionOperator):
             if on_screen:
                 # The view grouped by fields that no longer exist.
                 ctx.ops.clear_view()
-            app.show_on_tiles(ctx, remove_prefix=f"{key}_")
+            app.show_on_tiles(ctx, remove=app.removed_fields(
+                ctx.dataset, fields_before))
             app.refresh_panels(ctx)
             app.notify(ctx, f"Deleted run '{key}' and its fields")
         return {"deleted": key}

@@ -15,6 +15,8 @@ import sys
 import time
 import urllib.request
 
+import fiftyone as fo
+
 from conftest import REPO, write_gray
 
 CHROMIUM = "/usr/bin/chromium"
@@ -82,8 +84,6 @@ def stop_app_server(server):
 def grey_dataset(name, folder, n=60, levels=(30, 128, 225)):
     """A persistent dataset of ``n`` noisy grey images, cycling through
     ``levels``: ``len(levels)`` clusters no method should confuse."""
-    import fiftyone as fo
-
     if fo.dataset_exists(name):
         fo.delete_dataset(name)
     os.makedirs(folder, exist_ok=True)

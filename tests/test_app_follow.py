@@ -14,6 +14,8 @@ from fiftyone.operators.executor import ExecutionContext, Executor
 import image_clustering as ic
 from image_clustering.operators import OPERATORS, app
 from image_clustering.operators.panel import LABELS, follow_run
+from image_clustering.storage import runs as stored
+from image_clustering.storage import schema
 
 from conftest import REPO
 
@@ -59,9 +61,6 @@ def test_a_panel_follows_its_run_by_id(two_groups):
     run = ic.compute_clusters(two_groups, "a", embedder=pixels,
                               reducer="none", method="kmeans", n_clusters=2,
                               map="none")
-    from image_clustering.storage import runs as stored
-    from image_clustering.storage import schema
-
     def records():
         return stored.records_of(two_groups, (schema.RUN_KIND,))
 

@@ -9,9 +9,10 @@ import pytest
 
 import fiftyone.operators as foo
 
-from fiftyone.operators.executor import ExecutionContext
+from fiftyone.operators.executor import ExecutionContext, ExecutionError
 
 import image_clustering as ic
+from image_clustering.clustering.charts import plot_run
 from image_clustering.operators import OPERATORS
 from image_clustering.operators.words import describe
 from image_clustering.storage.runs import RunNotFound
@@ -37,8 +38,6 @@ def runs(two_groups):
 def _shown(name, dataset, params):
     """What the App shows when operator ``name`` is given ``params``: the
     form's reason for refusing them, or the failure's notification."""
-    from fiftyone.operators.executor import ExecutionError
-
     try:
         result = foo.execute_operator(f"{PLUGIN}/{name}",
                                       dict(dataset=dataset, params=params))
@@ -125,8 +124,6 @@ def test_a_run_renamed_or_deleted_since_the_form_opened():
 
 
 def test_a_chart_the_run_cannot_draw_names_the_chart(runs):
-    from image_clustering.clustering.charts import plot_run
-
     with pytest.raises(ParamError) as e:
         plot_run(runs, "flat", kind="scatter")
     message = describe(e.value, {"kind": "Chart"})

@@ -5,16 +5,23 @@ unshown and removes what deleted runs left (colours, charts)."""
 
 import os
 
+import fiftyone as fo
 import numpy as np
 
 import image_clustering as ic
 from image_clustering.clustering import presentation
-from image_clustering.clustering.charts import chart_path, plot_run
+from image_clustering.clustering.charts import (
+    chart_path,
+    plot_run,
+    saved_charts,
+)
 from image_clustering.clustering.presentation import (
     NOISE_COLOR,
     PALETTE,
     SIZE_COLOR,
 )
+from image_clustering.storage import runs as stored
+from image_clustering.storage import schema
 from image_clustering.storage.transaction import locked
 
 PIXELS8 = {"name": "pixels", "size": 8}
@@ -76,8 +83,6 @@ def test_a_run_is_coloured_by_value_with_its_ids_sizes_and_names(two_groups):
 
 
 def test_a_colour_choice_of_the_user_is_kept(two_groups):
-    import fiftyone as fo
-
     two_groups.app_config.color_scheme = fo.ColorScheme(color_by="field")
     two_groups.save()
     ic.compute_clusters(two_groups, "c", embedder=PIXELS8, reducer="none",
@@ -107,8 +112,6 @@ def test_charts_go_with_their_run(two_groups):
                                    reducer="none", method="kmeans",
                                    n_clusters=2, map="pca", overwrite=True)
 
-    from image_clustering.clustering.charts import saved_charts
-
     r = run("a")
     path = plot_run(two_groups, "a")
     assert saved_charts(r) == {"scatter": path}
@@ -130,9 +133,6 @@ def test_repair_removes_charts_and_colours_of_runs_that_are_gone(two_groups):
     path = plot_run(two_groups, "gone")
     # what a delete from an older version leaves: the run, not its chart
     # or colours
-    from image_clustering.storage import runs as stored
-    from image_clustering.storage import schema
-
     stored.delete_run(two_groups, "gone", (schema.RUN_KIND,))
     report = ic.repair(two_groups)
     assert "removed chart 'gone_scatter.png' of a deleted run" in report

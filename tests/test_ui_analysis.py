@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+import fiftyone as fo
+
 from app_ui import (
     CHROMIUM,
     RUN,
@@ -21,6 +23,7 @@ from app_ui import (
 )
 
 import image_clustering as ic
+from planted import write_planted
 
 pytestmark = [
     pytest.mark.browser,
@@ -33,10 +36,6 @@ pytestmark = [
 def planted(tmp_path, request):
     """A persistent dataset of 40 photographs, 3 of them with 4 near
     copies each and 2 with an exact copy."""
-    import fiftyone as fo
-
-    from planted import write_planted
-
     paths, _ = write_planted(str(tmp_path), copies_of=3, exact_of=2)
     name = f"ui-planted-{request.node.name[5:30]}-{os.getpid()}"
     if fo.dataset_exists(name):

@@ -28,6 +28,17 @@ from app_ui import (
     text_input,
 )
 
+import image_clustering as ic
+from image_clustering.algorithms.clusterers import CLUSTERERS
+from image_clustering.clustering.presentation import PALETTE
+from image_clustering.clustering.request import resolve_request
+from image_clustering.operators.compute import (
+    NOISE_LABELS,
+    PRESET_LABELS,
+    REDUCER_CHAINS,
+)
+from image_clustering.support import to_json
+
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Chromium is "
@@ -51,17 +62,6 @@ def test_the_form_opens_on_the_products_defaults_and_the_run_shows_in_colour(
     grid's badges and the Embeddings map use the run's colour for each
     cluster, and the map can be coloured by the new field."""
     from playwright.sync_api import expect
-
-    from image_clustering.clustering.presentation import PALETTE
-    from image_clustering.clustering.request import resolve_request
-    from image_clustering.operators.compute import (
-        NOISE_LABELS,
-        PRESET_LABELS,
-        REDUCER_CHAINS,
-    )
-    from image_clustering.support import to_json
-
-    import image_clustering as ic
 
     dataset = grey_images(n=60)
     spec = resolve_request()
@@ -142,8 +142,6 @@ def test_a_failing_run_shows_one_error_and_ends_its_progress(
 def test_too_many_clusters_disable_execute_with_the_reason(
         app_server, page, grey_images):
     from playwright.sync_api import expect
-
-    from image_clustering.algorithms.clusterers import CLUSTERERS
 
     kmeans = CLUSTERERS["kmeans"]
     dataset = grey_images(n=30)

@@ -27,6 +27,7 @@ from app_ui import (
 )
 
 import image_clustering as ic
+from openai_server import FakeOpenAI
 
 pytestmark = [
     pytest.mark.browser,
@@ -114,8 +115,6 @@ def test_name_a_cluster_and_label_clusters_with_force(
     """README names find the operators; names reach the panel; a cluster
     named once is not sent again unless 'Force' is ticked (defect 9)."""
     from playwright.sync_api import expect
-
-    from openai_server import FakeOpenAI
 
     dataset = grey_images(n=60)
     kmeans_run(dataset)

@@ -5,6 +5,7 @@ Python where the test is not about making them."""
 
 import os
 
+import fiftyone as fo
 import pytest
 
 from app_ui import (
@@ -26,6 +27,10 @@ from app_ui import (
 )
 
 import image_clustering as ic
+from conftest import write_gray
+from image_clustering.clustering.charts import chart_path
+from image_clustering.clustering.presentation import PALETTE, hide
+from image_clustering.storage.transaction import locked
 
 pytestmark = [
     pytest.mark.browser,
@@ -72,8 +77,6 @@ def test_the_panel_follows_a_rename_and_a_delete_from_the_palette(
     key and its buttons work; after a delete it shows the list of runs, and
     the deleted run's chart is gone, from disk and from the panel."""
     from playwright.sync_api import expect
-
-    from image_clustering.clustering.charts import chart_path
 
     dataset = grey_images(n=60)
     kmeans_run(dataset, "kmeans8")
@@ -135,9 +138,6 @@ def test_repair_shows_a_run_it_finished_and_says_when_there_is_nothing(
     colours from Repair; a second Repair says there was nothing to do,
     not an empty list."""
     from playwright.sync_api import expect
-
-    from image_clustering.clustering.presentation import PALETTE, hide
-    from image_clustering.storage.transaction import locked
 
     dataset = grey_images(n=60)
     run = kmeans_run(dataset, "killed")
@@ -223,10 +223,6 @@ def test_assign_keeps_the_tag_filter_and_the_panel_follows(
     sidebar filters on a tag; the filter stays, and the open panel counts
     the placed samples."""
     from playwright.sync_api import expect
-
-    import fiftyone as fo
-
-    from conftest import write_gray
 
     dataset = grey_images(n=60)
     kmeans_run(dataset, "k3")
