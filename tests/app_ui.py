@@ -129,8 +129,10 @@ def open_operator(page, label):
     from playwright.sync_api import expect
 
     page.keyboard.press("`")
+    palette = page.locator('[data-cy="operators-browser"]')
+    expect(palette).to_be_visible(timeout=STEP)
     page.keyboard.type(label)
-    expect(page.get_by_text(label, exact=True).last).to_be_visible(
+    expect(palette.get_by_text(label, exact=True)).to_be_visible(
         timeout=STEP)
     page.keyboard.press("Enter")
     expect(form(page)).to_be_visible(timeout=STEP)
@@ -236,6 +238,30 @@ def open_panel(page, name):
     item = page.get_by_text(name, exact=True).last
     expect(item).to_be_visible(timeout=STEP)
     item.click()
+
+
+def open_map(page, brain_key, points):
+    """Opens the map ``brain_key`` in the Embeddings panel and waits for its
+    ``points``."""
+    from playwright.sync_api import expect
+
+    card = page.locator(".emb-run-card").filter(has_text=brain_key)
+    expect(card).to_be_visible(timeout=STEP)
+    card.click()
+    expect(page.get_by_text(f"{points} points", exact=False)).to_be_visible(
+        timeout=STEP)
+
+
+def color_map_by(page, field):
+    """Chooses ``field`` under the Embeddings panel's "Color by"."""
+    from playwright.sync_api import expect
+
+    button = page.get_by_role("button", name="Color by")
+    expect(button).to_be_enabled(timeout=STEP)
+    button.click()
+    option = page.get_by_role("option", name=field, exact=True)
+    expect(option).to_be_visible(timeout=STEP)
+    option.click()
 
 
 def badge_colors(page, path):

@@ -15,6 +15,7 @@ from app_ui import (
     badge_colors,
     choose,
     close_form,
+    color_map_by,
     combobox,
     css_rgb,
     execute,
@@ -22,6 +23,7 @@ from app_ui import (
     fill,
     legend_colors,
     open_dataset,
+    open_map,
     open_operator,
     open_panel,
     shot,
@@ -102,14 +104,8 @@ def test_the_form_opens_on_the_products_defaults_and_the_run_shows_in_colour(
     shot(page, "colours-grid.png")
 
     open_panel(page, "Embeddings")
-    page.get_by_text("clusters_map", exact=True).last.click()
-    # Once the map has its points, its menus stay put.
-    expect(page.get_by_text("60 points", exact=False)).to_be_visible(
-        timeout=STEP)
-    color_by = page.get_by_role("button", name="Color by")
-    expect(color_by).to_be_enabled(timeout=STEP)
-    color_by.click()
-    page.get_by_role("option", name="clusters_cluster", exact=True).click()
+    open_map(page, "clusters_map", 60)
+    color_map_by(page, "clusters_cluster")
     expect(page.locator(".emb-legend-row")).to_have_count(3, timeout=STEP)
     assert legend_colors(page) == expected
     shot(page, "colours-map.png")
