@@ -197,15 +197,19 @@ class ClustersPanel(foo.Panel):
             state.set(changed)
 
     def _run(self, ctx):
-        """The run the panel shows, or ``None`` (with the panel moved on)
-        when it was renamed or deleted behind the panel's back."""
+        """The run the panel shows: under its new key if it was renamed
+        behind the panel's back; ``None`` (the panel back on the list of
+        runs, and a note saying why) if it was deleted."""
+        state = ctx.panel.state
+        run_id = state.run_id
         try:
-            return runs.load_run(ctx.dataset, ctx.panel.state.run_key)
+            return runs.load_run(ctx.dataset, state.run_key)
         except runs.RunNotFound:
             self._settle(ctx)
-            ctx.ops.notify(ctx.panel.state.note or "That run is gone",
-                           variant="info")
-            return None
+        if state.run_key is not None and state.run_id == run_id:
+            return runs.load_run(ctx.dataset, state.run_key)
+        ctx.ops.notify(state.note or "Choose a run", variant="info")
+        return None
 
     # -- events ---------------------------------------------------------------
 

@@ -8,6 +8,7 @@ form by a browser test."""
 import os
 import re
 
+import fiftyone.operators as foo
 import yaml
 from fiftyone.operators.executor import ExecutionContext, Executor
 
@@ -105,3 +106,46 @@ def test_every_operator_is_completed_through_its_form_in_a_browser():
                 opened |= set(re.findall(r'open_operator\(page, "([^"]+)"\)',
                                          f.read()))
     assert set(_labels().values()) <= opened
+
+
+def _panel_event(dataset, method, state, **params):
+    """Runs the Clusters panel's ``method`` as the App does: with the
+    panel's id and the state the App holds for it. Returns the operations
+    the panel asked the App for, by name."""
+    result = foo.execute_operator(
+        f"{PLUGIN}/clusters_panel", dict(dataset=dataset, params={
+            "__method__": method, "panel_id": "p", "panel_state": state,
+            **params}))
+    assert result.error is None, result.error
+    out = {}
+    for r in result.executor.to_json()["requests"]:
+        out.setdefault(r["operator_uri"].rsplit("/", 1)[-1], []).append(
+            r["params"])
+    return out
+
+
+def test_panel_buttons_of_a_renamed_or_deleted_run_never_fail(two_groups):
+    """Defect 4: Show on a panel whose run was renamed behind its back
+    shows the cluster of the renamed run; of a deleted run, it says so and
+    goes back to the list of runs."""
+    run = ic.compute_clusters(two_groups, "kmeans8", embedder={
+        "name": "pixels", "size": 8}, reducer="none", method="kmeans",
+        n_clusters=2, map="none")
+    stale = {"run_key": "kmeans8", "run_id": run.run_id}
+    ic.rename_run(two_groups, "kmeans8", "renamed")
+    asked = _panel_event(two_groups, "on_show_cluster", stale, cluster=1)
+    view = str(asked["set_view"][0]["view"])
+    assert "renamed_cluster" in view and "kmeans8" not in view
+    written = asked["patch_panel_state"][0]["state"]
+    assert written["run_key"] == "renamed"
+    assert written["note"] == "Run 'kmeans8' is now called 'renamed'"
+    # the same run: its id stays
+    assert written.get("run_id", run.run_id) == run.run_id
+
+    ic.delete_run(two_groups, "renamed")
+    stale = {"run_key": "renamed", "run_id": run.run_id}
+    asked = _panel_event(two_groups, "on_show_cluster", stale, cluster=1)
+    assert "set_view" not in asked
+    assert asked["notify"][0]["message"] == "Run 'renamed' was deleted"
+    output = str(asked["show_panel_output"][0]["output"])
+    assert "No clustering runs yet" in output
