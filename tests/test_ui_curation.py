@@ -129,6 +129,7 @@ def test_name_a_cluster_and_label_clusters_with_force(
         expect_notice(page, f"Cluster {named} is now 'first tile'")
         expect(page.get_by_text(f"Cluster {named}: first tile",
                                 exact=False)).to_be_visible(timeout=STEP)
+        shot(page, "name-a-cluster.png")
 
         open_operator(page, "Label clusters")
         fill(page, "Base url", server.url)
@@ -140,6 +141,7 @@ def test_name_a_cluster_and_label_clusters_with_force(
         close_form(page)
         expect(page.get_by_text("grey images.", exact=False)).to_have_count(
             2, timeout=STEP)
+        shot(page, "label-names-in-panel.png")
         assert len(server.requests) == 2
 
         # Unchanged clusters are not sent again, unless forced. (The
