@@ -180,8 +180,13 @@ def zygote(tmp_path_factory):
 def app_server(request):
     """One real App server process per test module (it takes ~20 s to
     start): its base URL. Its log is kept in test-artifacts/."""
+    import fiftyone as fo
+
     import app_ui
 
+    # The database is started by this process, so that it outlives the
+    # server: FiftyOne stops the database with the process that started it.
+    fo.list_datasets()
     name = request.module.__name__.rsplit(".", 1)[-1]
     server, url = app_ui.start_app_server(
         os.path.join(app_ui.ARTIFACTS, f"{name}-server.log"),
