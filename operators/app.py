@@ -54,6 +54,14 @@ def show_on_tiles(ctx, add=(), remove=()):
     return [ctx.trigger("set_active_fields", {"fields": active})]
 
 
+def tile_fields(run):
+    """The fields a tile of ``run``'s clusters shows: its cluster and the
+    cluster's size (an object run's are on its patches, not its tiles)."""
+    if run.patches_field:
+        return ()
+    return (run.fields["cluster"], run.fields["size"])
+
+
 def removed_fields(dataset, fields_before):
     """The fields of ``fields_before`` that the dataset no longer has."""
     return fields_before - field_names(dataset)

@@ -373,9 +373,7 @@ class ComputeClusters(GeneratorOperator):
             # cluster and size.
             yield ctx.trigger(
                 "set_view", {"view": run.clusters_view()._serialize()})
-            if not run.patches_field:
-                yield from app.show_on_tiles(ctx, add=(
-                    run.fields["cluster"], run.fields["size"]))
+            yield from app.show_on_tiles(ctx, add=app.tile_fields(run))
             yield from app.refresh_panels(ctx)
         yield from app.notify(ctx, _done(run, targeted))
 

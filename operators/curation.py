@@ -331,6 +331,7 @@ class GroupClusters(ActionOperator):
             app.reload(ctx, ctx.dataset, fields_before)
             if clusters and p.get("show", True):
                 ctx.ops.set_view(view=run.groups_view([group]))
+                app.show_on_tiles(ctx, add=app.tile_fields(run))
             app.refresh_panels(ctx)
             app.notify(ctx, message)
         return {"group": group, "clusters": clusters}

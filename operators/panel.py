@@ -25,6 +25,7 @@ from ..clustering.charts import KINDS, plot_run, saved_charts
 from ..storage import runs as stored
 from ..storage import schema
 from .words import describe
+from . import app
 from .forms import default_run
 
 SORTS = {
@@ -173,8 +174,12 @@ class ClustersPanel(foo.Panel):
         if other is not None and (other not in records or
                                   other == changes.get("run_key", key)):
             changes["compare_with"] = None
+        # The controls' defaults, in the state before the App reports them
+        # back as changes (see _write).
         if state.sort is None:
             changes["sort"] = "size_desc"
+        if state.chart is None:
+            changes["chart"] = "scatter"
         self._write(ctx, changes)
 
     @staticmethod
@@ -225,8 +230,10 @@ class ClustersPanel(foo.Panel):
             default_run(ctx, records), records)})
 
     def on_change_run(self, ctx):
-        self._write(ctx, self._selection(ctx.params["value"],
-                                         self._records(ctx)))
+        # The App also reports the value the panel itself put there.
+        if ctx.params["value"] != ctx.panel.state.run_key:
+            self._write(ctx, self._selection(ctx.params["value"],
+                                             self._records(ctx)))
 
     def on_open_run(self, ctx):
         self._write(ctx, self._selection(ctx.params["run_key"],
@@ -252,11 +259,13 @@ class ClustersPanel(foo.Panel):
         if run is not None:
             ctx.ops.set_view(view=run.clusters_view(
                 cluster=int(ctx.params["cluster"])))
+            app.show_on_tiles(ctx, add=app.tile_fields(run))
 
     def on_show_all(self, ctx):
         run = self._run(ctx)
         if run is not None:
             ctx.ops.set_view(view=run.clusters_view())
+            app.show_on_tiles(ctx, add=app.tile_fields(run))
 
     def on_show_cell(self, ctx):
         run = self._run(ctx)

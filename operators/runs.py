@@ -147,6 +147,7 @@ class LoadClustersView(ActionOperator):
             cluster=chosen, include_noise=ctx.params.get("include_noise",
                                                          True))
         ctx.ops.set_view(view=view)
+        app.show_on_tiles(ctx, add=app.tile_fields(run))
         what = "all clusters" if chosen is None else (
             "the noise" if chosen < 0 else f"cluster {chosen}")
         ctx.ops.notify(f"Showing {what} of run '{key}'", variant="info")
@@ -205,9 +206,8 @@ class RenameClusteringRun(ActionOperator):
             if on_screen:
                 # The view named the old fields; show the same under the new.
                 ctx.ops.set_view(view=run.clusters_view())
-            shown = [] if run.patches_field else [run.fields["cluster"],
-                                                  run.fields["size"]]
-            app.show_on_tiles(ctx, add=shown if on_screen else (),
+            app.show_on_tiles(ctx, add=app.tile_fields(run) if on_screen
+                              else (),
                               remove=app.removed_fields(ctx.dataset,
                                                         fields_before))
             app.refresh_panels(ctx)

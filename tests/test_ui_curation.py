@@ -97,6 +97,8 @@ def test_group_clusters_needs_clusters_then_makes_the_group(
     # The grid shows the group (one dynamic group of its 40 samples).
     expect(page.get_by_text("1 group", exact=True)).to_be_visible(
         timeout=STEP)
+    expect(page.locator('[data-cy="tag-k3_size"]').first).to_have_text(
+        "20", timeout=STEP)
     expect(page.get_by_text("group: people", exact=False)).to_have_count(
         2, timeout=STEP)
     shot(page, "group-done.png")

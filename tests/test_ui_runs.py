@@ -68,6 +68,11 @@ def test_info_and_load_view_from_their_forms(app_server, page, grey_images):
     expect_notice(page, "Showing cluster 1 of run 'k3'")
     expect(page.get_by_text(f"{size} samples", exact=True)).to_be_visible(
         timeout=STEP)
+    # each tile says its cluster and the cluster's size
+    expect(page.locator('[data-cy="tag-k3_cluster"]').first).to_have_text(
+        "1", timeout=STEP)
+    expect(page.locator('[data-cy="tag-k3_size"]').first).to_have_text(
+        str(size))
     shot(page, "load-clusters-view.png")
 
 
@@ -120,13 +125,15 @@ def test_the_panel_follows_a_rename_and_a_delete_from_the_palette(
     shot(page, "panel-after-delete.png")
 
     # The other run opens from the list with no chart of the deleted one,
-    # and so it stays after a reload of the page.
+    # and so it stays after a reload of the page (the panel comes back on
+    # the other run, or on the list if the App had not yet saved the
+    # panel's state).
     page.get_by_role("button", name="Open").first.click()
     expect(page.get_by_text("Cluster 1 ·", exact=False)).to_be_visible(
         timeout=STEP)
     page.reload(wait_until="domcontentloaded")
-    expect(page.get_by_text("Cluster 1 ·", exact=False)).to_be_visible(
-        timeout=60_000)
+    expect(page.get_by_text("other · kmeans", exact=False).first
+           ).to_be_visible(timeout=60_000)
     expect(page.locator("img[src*='_scatter']")).to_have_count(0)
     expect(page.get_by_text("Operator Error")).to_have_count(0)
 
@@ -164,7 +171,6 @@ def test_repair_shows_a_run_it_finished_and_says_when_there_is_nothing(
     # The colours reach the open App at once.
     open_operator(page, "Load clusters view")
     execute(page)
-    page.locator('[data-cy="checkbox-killed_cluster"]').click()
     expect(page.locator('[data-cy="tag-killed_cluster"]')).to_have_count(
         3, timeout=STEP)
     assert badge_colors(page, "killed_cluster") == {
