@@ -57,7 +57,8 @@ def map_points(X, map_method, seed, progress=None):
                     n_epochs=MAP_EPOCHS, random_state=seed)
     if progress is not None:
         progress(0.0, f"2-D map: {method} of {len(sample)} points")
-    placed = layout.fit_transform(X[sample])
+    placed = layout.fit_transform(X[sample],
+                                  progress=_within(progress, 0.8, "2-D map"))
     facts = {"method": method, "fitted_on": int(len(sample)),
              **({"epochs": MAP_EPOCHS} if method == "umap" else {}),
              "placed_by_neighbours": int(n - len(sample))}
@@ -66,6 +67,14 @@ def map_points(X, map_method, seed, progress=None):
     if progress is not None:
         progress(0.8, f"2-D map: placing {n - len(sample)} more points")
     return _place_rest(X, sample, placed), facts
+
+
+def _within(progress, share, what):
+    """``progress`` for a step that fills the first ``share`` of it."""
+    if progress is None:
+        return None
+    return lambda fraction, message: progress(share * fraction,
+                                              f"{what}, {message}")
 
 
 # Rows a wide space's PCA is fit on before the map; then all are projected

@@ -181,6 +181,7 @@ class UMAPReducer(Reducer):
                             seed=self.random_state or 0)
         if progress is not None:
             progress(0.3, f"UMAP: laying out {n} points in {n_components}-D")
+        epochs = EpochProgress(progress, 0.3, 1.0, "UMAP")
         model = umap.UMAP(
             n_components=n_components,
             n_neighbors=n_neighbors,
@@ -193,11 +194,15 @@ class UMAPReducer(Reducer):
             n_jobs=1 if self.random_state is not None else -1,
             precomputed_knn=knn,
             force_approximation_algorithm=knn[0] is not None,
+            tqdm_kwds=epochs.tqdm_kwds(),
         )
         with warnings.catch_warnings():
             # The faiss index stands in for pynndescent's (see neighbors).
             warnings.filterwarnings("ignore", message=".*NNDescent.*")
             Y = model.fit_transform(X)
+        # The progress hook goes with the fit: the model is stored, and
+        # later transforms report nothing.
+        model.tqdm_kwds = None
         self.model_ = model
         self.facts_ = {"n_neighbors": n_neighbors}
         return Y.astype(np.float32)
@@ -228,6 +233,47 @@ class UMAPReducer(Reducer):
             model._raw_data)
         self.model_ = model
         return self
+
+
+class EpochProgress:
+    """UMAP's epochs as progress: umap counts them with a tqdm bar, which is
+    pointed at this object as its file and prints only ``done/total``, about
+    50 times a layout whatever the time an epoch takes. Each line becomes
+    ``progress(fraction, message)`` within ``[start, stop]``."""
+
+    UPDATES = 50
+
+    def __init__(self, progress, start, stop, what):
+        self.progress = progress
+        self.start, self.stop = start, stop
+        self.what = what
+
+    def tqdm_kwds(self):
+        if self.progress is None:
+            return None
+        # No time throttle (mininterval 0): updates follow the epoch count,
+        # so that their number does not depend on the machine's speed.
+        return {"disable": False, "file": self, "mininterval": 0,
+                "miniters": 1, "bar_format": "{n}/{total}", "leave": False}
+
+    def write(self, text):
+        done, total = _epoch_count(text)
+        if total and (done == total or
+                      done % max(1, total // self.UPDATES) == 0):
+            fraction = self.start + (self.stop - self.start) * done / total
+            self.progress(fraction, f"{self.what}: epoch {done} of {total}")
+
+    def flush(self):
+        pass
+
+
+def _epoch_count(text):
+    """``(done, total)`` from a tqdm line such as ``"\r37/200"``."""
+    line = text.strip().rsplit("\r", 1)[-1].strip()
+    done, sep, total = line.partition("/")
+    if not sep or not done.isdigit() or not total.isdigit():
+        return 0, 0
+    return int(done), int(total)
 
 
 class TSNEReducer(Reducer):

@@ -6,7 +6,7 @@ from ..labeling.naming import estimate
 from ..storage import runs as stored
 from ..storage import schema
 from ..storage.transaction import locked, on_rolled_forward
-from . import presentation
+from . import charts, presentation
 from .results import ClusterRun
 
 RunNotFound = stored.RunNotFound
@@ -51,6 +51,8 @@ def store_run(plan, config, results, emb, columns, attachments,
         check=lambda d: presentation.check_brain_key(
             d, plan.key, schema.brain_key_of(config)))
     run = load_run(dataset, plan.key)
+    if replaced:
+        charts.remove_charts(dataset, plan.key)
     if progress is not None:
         progress("writing: showing the run in the App")
     presentation.show(run, replaced)
@@ -73,6 +75,7 @@ def rename_run(samples, key, new_key):
     old, _ = stored.rename_run(dataset, key, new_key, ClusterRun.KINDS,
                                edit_config=rename_map)
     _hide(dataset, key, old)
+    charts.remove_charts(dataset, key)  # their titles name the key
     presentation.show(load_run(dataset, new_key))
 
 
@@ -82,6 +85,7 @@ def delete_run(samples, key):
     dataset = samples._dataset
     config = stored.delete_run(dataset, key, ClusterRun.KINDS)
     _hide(dataset, key, config)
+    charts.remove_charts(dataset, key)
 
 
 def _hide(dataset, key, config):
@@ -113,7 +117,8 @@ def repair(samples):
                 runs[key] = load_run(dataset, key)
             except RunNotFound:
                 continue
-        return presentation.repair(dataset, runs)
+        return presentation.repair(dataset, runs) + \
+            charts.remove_orphan_charts(dataset, set(runs))
 
     return stored.repair(samples, after=present_runs)
 

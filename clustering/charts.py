@@ -16,6 +16,7 @@ and a montage shows at most :data:`MAX_CLUSTERS` rows.
 """
 
 import os
+from datetime import timezone
 
 import numpy as np
 
@@ -40,6 +41,81 @@ def charts_dir(dataset):
                         "image-clustering-charts", dataset.name)
 
 
+def chart_problem(run, kind):
+    """Why chart ``kind`` cannot be drawn of ``run``, or ``None``."""
+    if kind in ("scatter", "boundaries") and "map" not in run.fields:
+        return "has no 2-D map (it was computed without one)"
+    if kind == "axes":
+        field = run.config.get("embeddings_field")
+        if run.patches_field or not field or \
+                run.dataset.get_field(field) is None:
+            return "has no embeddings field to take principal components of"
+    return None
+
+
+def available_kinds(run):
+    """The kinds of chart that can be drawn of ``run``."""
+    return [k for k in KINDS if chart_problem(run, k) is None]
+
+
+def chart_path(dataset, run_key, kind):
+    """Where chart ``kind`` of run ``run_key`` is kept."""
+    return os.path.join(charts_dir(dataset), f"{run_key}_{kind}.png")
+
+
+def saved_charts(run):
+    """``{kind: path}`` of the charts drawn of ``run`` (a
+    :class:`.results.ClusterRun`) since it was computed; a chart of an
+    earlier run under the same key is not one of them."""
+    computed = run.timestamp
+    if computed.tzinfo is None:
+        computed = computed.replace(tzinfo=timezone.utc)
+    out = {}
+    for kind in KINDS:
+        path = chart_path(run.dataset, run.key, kind)
+        try:
+            drawn = os.path.getmtime(path)
+        except OSError:
+            continue
+        if drawn >= computed.timestamp():
+            out[kind] = path
+    return out
+
+
+def remove_charts(dataset, run_key):
+    """Deletes the charts of run ``run_key``; returns their paths."""
+    removed = []
+    for kind in KINDS:
+        path = chart_path(dataset, run_key, kind)
+        if os.path.exists(path):
+            os.remove(path)
+            removed.append(path)
+    return removed
+
+
+def remove_orphan_charts(dataset, run_keys):
+    """Deletes the charts whose run is not among ``run_keys``; returns a
+    sentence for each."""
+    folder = charts_dir(dataset)
+    if not os.path.isdir(folder):
+        return []
+    out = []
+    for name in sorted(os.listdir(folder)):
+        key = _chart_key(name)
+        if key is not None and key not in run_keys:
+            os.remove(os.path.join(folder, name))
+            out.append(f"removed chart '{name}' of a deleted run")
+    return out
+
+
+def _chart_key(file_name):
+    for kind in KINDS:
+        suffix = f"_{kind}.png"
+        if file_name.endswith(suffix) and len(file_name) > len(suffix):
+            return file_name[:-len(suffix)]
+    return None
+
+
 def plot_run(samples, run_key, kind="scatter", path=None, gt_field=None,
              per_cluster=8, n_axes=4, seed=0):
     """Draws chart ``kind`` of run ``run_key`` to ``path`` (default: a file
@@ -50,8 +126,11 @@ def plot_run(samples, run_key, kind="scatter", path=None, gt_field=None,
 
     kind = KIND.clean("plot_run", kind)
     run = ClusterRun.load(samples, run_key)
-    path = path or os.path.join(charts_dir(run.dataset),
-                                f"{run.key}_{kind}.png")
+    problem = chart_problem(run, kind)
+    if problem:
+        raise ParamError(f"kind: run '{run.key}' {problem}; choose another "
+                         f"chart ({', '.join(available_kinds(run))})", "kind")
+    path = path or chart_path(run.dataset, run.key, kind)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     draw = {"scatter": _scatter, "boundaries": _boundaries,
             "montage": _montage, "axes": _axes}[kind]
@@ -70,9 +149,6 @@ def plot_run(samples, run_key, kind="scatter", path=None, gt_field=None,
 
 
 def _map_points(run, gt_field, seed):
-    if "map" not in run.fields:
-        raise ParamError(
-            f"run '{run.key}' has no 2-D map; compute it with map='auto'")
     extra = {"map": run.fields["map"]}
     if gt_field:
         extra["truth"] = f"{gt_field}.label"
@@ -267,12 +343,7 @@ def _axes(run, n_axes=4, per_axis=10, seed=0, **_):
     from sklearn.decomposition import PCA
 
 
-    field = run.config.get("embeddings_field")
-    if run.patches_field or not field or \
-            run.dataset.get_field(field) is None:
-        raise ParamError(
-            f"run '{run.key}' has no embeddings field to take principal "
-            "components of")
+    field = run.config["embeddings_field"]
     ids, X, _ = read_vectors(run.clustered_view(), field)
     if len(X) > MAX_POINTS:
         rows = np.sort(np.random.default_rng(seed).choice(

@@ -148,10 +148,11 @@ def run_plan(plan, progress=None):
     timings = Timings()
     with timings("embed"):
         emb = embed_stage(plan, report)
+    bar = stage_spans(spec, report.last)
     with timings("reduce"):
-        X, reductions = reduce_stage(emb.vectors, spec, report)
+        X, reductions = reduce_stage(emb.vectors, spec, report, *bar["reduce"])
     with timings("cluster"):
-        clusterer = cluster_stage(X, spec, report)
+        clusterer = cluster_stage(X, spec, report, *bar["cluster"])
         labels, moved = noise_stage(X, clusterer, spec)
     with timings("measure"):
         hier = hierarchy.build(labels, clusterer)
@@ -165,7 +166,7 @@ def run_plan(plan, progress=None):
             attachments["layers"] = hierarchy.layers_attachment(
                 emb.ids, hier, nodes, X, spec.seed)
     with timings("map"):
-        points, map_facts = map_stage(X, spec, report)
+        points, map_facts = map_stage(X, spec, report, *bar["map"])
     timings.finish()
     config, results, columns = record_stage(
         plan, emb, reductions, clusterer, labels, moved, geo, metrics,
@@ -174,11 +175,39 @@ def run_plan(plan, progress=None):
         results["hierarchy"] = hierarchy.record(hier, nodes)
         columns += layer_columns(plan, hier)
         config["fields"].update({c.suffix: c.path for c in columns})
-    report(0.95, "writing fields")
+    start = bar["write"][0]
+    report(start, "writing fields")
     run = api.store_run(plan, config, results, emb, columns, attachments,
-                        progress=lambda m: report(0.95, m))
+                        progress=lambda m: report(start, m))
     report(1.0, "done")
     return run
+
+
+# What each stage after embedding costs, roughly, in units of one
+# clustering: UMAP and t-SNE lay out points for hundreds of epochs, PCA is
+# one decomposition. The bar's rest is shared in these proportions, so
+# that it moves evenly whether or not the embeddings were cached.
+STAGE_COST = {"umap": 4.0, "tsne": 4.0, "pca": 0.5}
+MAP_COST = {"auto": 3.0, "umap": 3.0, "tsne": 3.0, "pca": 0.3, "none": 0.0}
+
+
+def stage_spans(spec, start):
+    """``{stage: (start, stop)}``: the part of the progress bar each stage
+    after embedding fills, from ``start`` (where embedding left it) to the
+    end."""
+    costs = {
+        "reduce": sum(STAGE_COST.get(u.name, 1.0) for u in spec.reducers),
+        "cluster": 1.0,
+        "map": MAP_COST.get(spec.map, 3.0),
+        "write": 1.0,
+    }
+    total = sum(costs.values())
+    spans, at = {}, start
+    for stage, cost in costs.items():
+        stop = at + (1.0 - start) * cost / total
+        spans[stage] = (at, stop)
+        at = stop
+    return spans
 
 
 # -- the stages --------------------------------------------------------------
@@ -194,24 +223,27 @@ def embed_stage(plan, report):
         decode=spec.decode)
 
 
-def reduce_stage(X, spec, report):
-    """The clustered space: normalised, then through each reducer."""
+def reduce_stage(X, spec, report, start, stop):
+    """The clustered space: normalised, then through each reducer, each
+    filling its share of ``[start, stop]`` of the bar."""
     if spec.normalize:
         X = l2_normalize(X)
     reductions = []
-    share = 0.1 / max(len(spec.reducers), 1)
-    for i, unit in enumerate(spec.reducers):
-        start = 0.7 + share * i
-        report(start, unit.label)
-        X = unit.fit_transform(X, progress=report.part(start, start + share))
+    costs = [STAGE_COST.get(u.name, 1.0) for u in spec.reducers]
+    at = start
+    for unit, cost in zip(spec.reducers, costs):
+        end = at + (stop - start) * cost / sum(costs)
+        report(at, unit.label)
+        X = unit.fit_transform(X, progress=report.part(at, end))
         reductions.append({**unit.spec(), "result": unit.facts_})
+        at = end
     return X, reductions
 
 
-def cluster_stage(X, spec, report):
-    report(0.8, f"clustering with {spec.clusterer.label}")
+def cluster_stage(X, spec, report, start, stop):
+    report(start, f"clustering with {spec.clusterer.label}")
     spec.clusterer.check_count(len(X))
-    return spec.clusterer.fit(X, progress=report.part(0.8, 0.85))
+    return spec.clusterer.fit(X, progress=report.part(start, stop))
 
 
 def noise_stage(X, clusterer, spec):
@@ -264,12 +296,12 @@ def layer_columns(plan, hier):
     return out
 
 
-def map_stage(X, spec, report):
+def map_stage(X, spec, report, start, stop):
     if spec.map == "none":
         return None, None
-    report(0.85, "2-D map")
+    report(start, "2-D map")
     return map_points(X, spec.map, spec.seed,
-                      progress=report.part(0.85, 0.95))
+                      progress=report.part(start, stop))
 
 
 def record_stage(plan, emb, reductions, clusterer, labels, moved, geo,

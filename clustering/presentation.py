@@ -18,14 +18,18 @@ from ..units import ParamError
 
 logger = logging.getLogger(__name__)
 
-# 20 well-separated colours; clusters beyond them reuse the cycle.
+# 20 colours, each at least 4.3:1 against the App's dark background and
+# 2.3:1 against white (charts), in an order where consecutive ids differ
+# by about 144 degrees of hue; clusters beyond 20 reuse the cycle. The App's
+# own colour pool has near-black entries that vanish on its dark grid.
 PALETTE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-    "#e377c2", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a",
-    "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5",
-    "#393b79", "#637939",
+    "#f47b74", "#1ac095", "#c586e7", "#bea421", "#34aef9",
+    "#e78b2e", "#17bac8", "#e87ab3", "#7eb84f", "#8f9bfb",
+    "#d25f29", "#239990", "#bb5db2", "#848f02", "#4684e5",
+    "#ad7c1c", "#1a94b6", "#d25575", "#18a050", "#8f6edb",
 )
 NOISE_COLOR = "#9e9e9e"
+SIZE_COLOR = "#5b6b7f"
 
 # dataset.info entry: brain key -> run key of each map we registered, so
 # that repair removes only maps of ours whose run is gone.
@@ -71,10 +75,26 @@ def show(run, replaced=None):
 def present(dataset, run):
     """Shows ``run`` (a :class:`.results.ClusterRun`) in the App."""
     if not run.patches_field:
-        show_fields(dataset, run.key, run.fields, len(run.clusters))
+        show_fields(dataset, run.key, run.fields, len(run.clusters),
+                    run_sizes(run), run_names(run))
     brain_key = schema.brain_key_of(run.config)
     if brain_key and "map" in run.fields:
         register_map(dataset, run, brain_key)
+
+
+def run_sizes(run):
+    """The values the run's size field holds: each cluster's size, and the
+    noise count."""
+    sizes = [c["size"] for c in run.clusters]
+    if run.metrics.get("n_noise"):
+        sizes.append(run.metrics["n_noise"])
+    return sizes
+
+
+def run_names(run):
+    """Cluster id -> name, for the clusters of the run that are named."""
+    return {int(c): entry["name"] for c, entry in run.names.items()
+            if entry.get("name")}
 
 
 def hide(dataset, key, config):
@@ -138,9 +158,82 @@ def _remember_map(dataset, brain_key, run_key):
     dataset.save()
 
 
-def show_fields(dataset, key, fields, n_clusters):
+def show_fields(dataset, key, fields, n_clusters, sizes=(), names=None):
     """Gathers the run's fields into one sidebar group and colours its
-    clusters categorically (noise in grey)."""
+    clusters categorically (noise in grey), and each cluster's name
+    (``names``: cluster id -> name) in its cluster's colour; the cluster
+    sizes ``sizes`` shown on tiles get one quiet colour."""
+    import fiftyone as fo
+
+    config = dataset.app_config
+    _group_fields(dataset, key, fields)
+    scheme = config.color_scheme or fo.ColorScheme()
+    ours = {fields["cluster"]: cluster_colors(fields["cluster"],
+                                              n_clusters)}
+    if "size" in fields and sizes:
+        ours[fields["size"]] = size_colors(fields["size"], sizes)
+    if "label" in fields and names:
+        ours[fields["label"]] = name_colors(fields["label"], names)
+    entries = [f for f in (scheme.fields or []) if f.get("path") not in ours]
+    scheme.fields = entries + list(ours.values())
+    # The App applies a field's value colours only when it colours by
+    # value; a choice the user made is kept (the README says what it costs).
+    if scheme.color_by is None:
+        scheme.color_by = "value"
+    config.color_scheme = scheme
+    dataset.save()
+
+
+def cluster_colors(cluster_path, n_clusters):
+    """The colour-scheme entry of a cluster field: one colour per cluster
+    id, noise in grey."""
+    return {
+        "path": cluster_path,
+        "colorByAttribute": cluster_path,
+        "valueColors": [{"value": "-1", "color": NOISE_COLOR}] + [
+            {"value": str(c), "color": cluster_color(c)}
+            for c in range(n_clusters)
+        ],
+    }
+
+
+def size_colors(size_path, sizes):
+    """The colour-scheme entry of a size field: every size in one colour
+    (colouring by value would give each size a colour of the App's pool,
+    some too dark to read on the grid)."""
+    return {
+        "path": size_path,
+        "colorByAttribute": size_path,
+        "valueColors": [{"value": str(n), "color": SIZE_COLOR}
+                        for n in sorted(set(sizes))],
+    }
+
+
+def name_colors(label_path, names):
+    """The colour-scheme entry of a name field: each cluster's name in its
+    cluster's colour (a name two clusters share takes the first's)."""
+    colors = {}
+    for cluster, name in sorted(names.items()):
+        colors.setdefault(name, cluster_color(cluster))
+    return {
+        "path": label_path,
+        "colorByAttribute": label_path,
+        "valueColors": [{"value": n, "color": c} for n, c in colors.items()],
+    }
+
+
+def app_color_scheme(dataset):
+    """The dataset's stored colour scheme as the App's ``set_color_scheme``
+    operator takes it, so that an open App shows a run's colours at once;
+    ``None`` when the dataset has none."""
+    scheme = dataset.app_config.color_scheme
+    if scheme is None:
+        return None
+    return {"color_by": scheme.color_by or "field",
+            "fields": [dict(f) for f in scheme.fields or []]}
+
+
+def _group_fields(dataset, key, fields):
     import fiftyone as fo
 
     config = dataset.app_config
@@ -155,23 +248,6 @@ def show_fields(dataset, key, fields, n_clusters):
         1, fo.SidebarGroupDocument(name=name, paths=paths, expanded=True)
     )
     config.sidebar_groups = groups
-
-    scheme = config.color_scheme or fo.ColorScheme()
-    cluster_path = fields["cluster"]
-    entries = [f for f in (scheme.fields or [])
-               if f.get("path") != cluster_path]
-    value_colors = [{"value": "-1", "color": NOISE_COLOR}] + [
-        {"value": str(c), "color": cluster_color(c)}
-        for c in range(n_clusters)
-    ]
-    entries.append({
-        "path": cluster_path,
-        "colorByAttribute": cluster_path,
-        "valueColors": value_colors,
-    })
-    scheme.fields = entries
-    config.color_scheme = scheme
-    dataset.save()
 
 
 def hide_fields(dataset, key, fields):
@@ -254,6 +330,7 @@ def repair(dataset, runs):
                 not _map_is_whole(dataset, brain_key):
             register_map(dataset, run, brain_key)
             report.append(f"registered the missing map of run '{key}'")
+    report += _show_unshown_runs(dataset, runs)
     names = {group_name(k) for k in runs}
     groups = dataset.app_config.sidebar_groups or []
     stale = [g.name for g in groups
@@ -261,4 +338,53 @@ def repair(dataset, runs):
     for name in stale:
         hide_fields(dataset, name[len("clusters: "):], {})
         report.append(f"removed sidebar group '{name}' of a deleted run")
+    report += _drop_stale_colors(dataset, runs)
     return report
+
+
+def _show_unshown_runs(dataset, runs):
+    """Runs whose write a killed process finished without showing them
+    (no sidebar group, or no colours): shown now."""
+    config = dataset.app_config
+    groups = {g.name for g in config.sidebar_groups or []}
+    colored = {f.get("path") for f in
+               (config.color_scheme.fields or [] if config.color_scheme
+                else [])}
+    out = []
+    for key, run in sorted(runs.items()):
+        if run.patches_field:
+            continue
+        if group_name(key) in groups and run.fields["cluster"] in colored:
+            continue
+        show_fields(dataset, key, run.fields, len(run.clusters),
+                    run_sizes(run), run_names(run))
+        out.append(f"showed run '{key}' in the App (its sidebar group and "
+                   "cluster colours)")
+    return out
+
+
+def _drop_stale_colors(dataset, runs):
+    """Cluster colours of ours whose field is gone with its run."""
+    scheme = dataset.app_config.color_scheme
+    if scheme is None or not scheme.fields:
+        return []
+    live = {run.fields[s] for run in runs.values()
+            for s in ("cluster", "size", "label") if s in run.fields}
+    stale = [f["path"] for f in scheme.fields
+             if f.get("path") not in live and _is_ours(f)
+             and dataset.get_field(f["path"]) is None]
+    if not stale:
+        return []
+    scheme.fields = [f for f in scheme.fields if f.get("path") not in stale]
+    dataset.save()
+    return [f"removed the colours of '{p}', whose run is gone"
+            for p in stale]
+
+
+def _is_ours(entry):
+    colors = entry.get("valueColors") or []
+    if not colors:
+        return False
+    return colors[0] == {"value": "-1", "color": NOISE_COLOR} or \
+        all(c.get("color") == SIZE_COLOR for c in colors) or \
+        all(c.get("color") in PALETTE for c in colors)

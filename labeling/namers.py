@@ -114,8 +114,9 @@ class OpenAINamer(Namer):
         if not key and not base_url:
             raise ParamError(
                 "openai: no API key: set OPENAI_API_KEY (in the App, as a "
-                "FiftyOne secret), or pass api_key=, or give the base_url "
-                "of a local server")
+                "FiftyOne secret; from Python, api_key also takes it), or "
+                "give 'base_url', the address of a local server",
+                "base_url", owner="openai")
         return OpenAI(api_key=key or "not-needed", base_url=base_url,
                       timeout=self.params["timeout"],
                       max_retries=self.params["max_retries"])

@@ -142,6 +142,18 @@ def estimate(run, namer="openai", per_cluster=8, clusters=None,
             "cached": len(cached)}
 
 
+def check_limits(requests, images, max_requests, max_images):
+    """Raises if a labelling would send more requests or images than the
+    limits allow."""
+    if requests > max_requests or images > max_images:
+        raise ParamError(
+            f"max_requests/max_images: this would send {requests} "
+            f"request(s) with {images} image(s), over the limits of "
+            f"{max_requests} and {max_images}; raise them or name fewer "
+            "clusters",
+            "max_requests" if requests > max_requests else "max_images")
+
+
 def label_clusters(run, namer="openai", per_cluster=8, clusters=None,
                    include_noise=False, force=False, api_key=None,
                    max_requests=200, max_images=2000, progress=None,
@@ -179,12 +191,7 @@ def label_clusters(run, namer="openai", per_cluster=8, clusters=None,
         run, namer, per_cluster, clusters, include_noise,
         FORCE.clean("label_clusters", force))
     n_images = sum(len(images[c]) for c in todo)
-    if len(todo) > max_requests or n_images > max_images:
-        raise ParamError(
-            f"max_requests/max_images: this would send {len(todo)} "
-            f"request(s) with {n_images} image(s), over the limits of "
-            f"{max_requests} and {max_images}; raise them or name fewer "
-            "clusters", "max_requests")
+    check_limits(len(todo), n_images, max_requests, max_images)
     report(0.0, f"naming {len(todo)} cluster(s): {len(todo)} request(s), "
            f"{n_images} image(s); {len(cached)} unchanged")
     names = {k: dict(v) for k, v in run.names.items()}

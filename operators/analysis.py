@@ -2,7 +2,9 @@
 (after a confirmation that shows the counts), and delete a run. Each reads
 the form, calls the SDK and shows the result."""
 
+import fiftyone as fo
 import fiftyone.operators.types as types
+from fiftyone import ViewField as F
 
 from ..analysis import duplicates as dups
 from ..analysis import results as analysis
@@ -10,6 +12,8 @@ from ..analysis.uniqueness import compute_uniqueness
 from ..clustering.presets import DEFAULT_PRESET, PRESETS
 from ..embedders import EMBEDDERS
 from ..storage import schema as record
+from ..units import ParamError
+from . import app
 from .base import (
     ActionOperator,
     GeneratorOperator,
@@ -18,6 +22,7 @@ from .base import (
     run_with_progress,
 )
 from .calling import call
+from .words import field_error
 from .forms import (
     FROM_FIELD,
     add_choice,
@@ -33,6 +38,19 @@ from .forms import (
     read_unit_params,
     vector_fields,
 )
+
+# What each choice of the view shows, as a sentence names it.
+DUPLICATE_NOUNS = {
+    "groups": "group of more than one sample",
+    "duplicates": "duplicate",
+    "representatives": "representative",
+    "leaks": "group that crosses splits",
+}
+
+#: Form labels of the inputs the compute forms share.
+SOURCE_WORDS = {"run_key": "Run key", "overwrite": "Overwrite",
+                "embedder": "Embedder", "embeddings_field": "Embeddings field",
+                "executor": "Embed on", "ray_address": "Ray address"}
 
 DUPLICATE_ACTIONS = {
     "groups": "Every duplicate group (representative first)",
@@ -84,6 +102,19 @@ def source_kwargs(params, default):
         **executor_kwargs(params)}
 
 
+def split_fields(dataset):
+    """Fields that can hold a sample's split: strings and
+    Classifications."""
+    strings = dataset.get_field_schema(ftype=fo.StringField)
+    labels = dataset.get_field_schema(ftype=fo.EmbeddedDocumentField,
+                                      embedded_doc_type=fo.Classification)
+    return sorted(f for f in {**strings, **labels} if f != "filepath")
+
+
+def _split_tags(text):
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
 def _target_notice(ctx, inputs, what):
     n = len(flat_samples(ctx.target_view()))
     inputs.view("target_count", types.Notice(
@@ -103,6 +134,8 @@ def _source_call_params(embedder, embeddings_field, embedder_params):
 
 
 class ComputeUniqueness(GeneratorOperator):
+    words = SOURCE_WORDS
+
     @property
     def config(self):
         return long_run_config(
@@ -124,18 +157,20 @@ class ComputeUniqueness(GeneratorOperator):
 
     def run(self, ctx):
         key = ctx.params["run_key"]
+        fields_before = app.field_names(ctx.dataset)
         run = yield from run_with_progress(
             ctx, compute_uniqueness, samples=flat_samples(ctx.target_view()),
             key=key, overwrite=ctx.params.get("overwrite", False),
             **source_kwargs(ctx.params, PRESETS[DEFAULT_PRESET]["embedder"]))
         if not ctx.delegated:
-            yield ctx.trigger("reload_dataset")
+            yield from app.reload(ctx, ctx.dataset, fields_before,
+                                  keep_filters=False)
             yield ctx.trigger("set_view", {
                 "view": run.most_unique()._serialize()})
-        yield ctx.trigger("notify", {
-            "message": f"Run '{key}': {run.results['samples']:,} samples "
-            f"scored in '{run.field}', most unique first",
-            "variant": "success"})
+            yield from app.show_on_tiles(ctx, add=(run.field,))
+        yield from app.notify(
+            ctx, f"Run '{key}': {run.results['samples']:,} samples scored in "
+            f"'{run.field}', most unique first")
 
     def __call__(self, sample_collection, run_key="uniqueness",
                  embedder=None, embeddings_field=None, embedder_params=None,
@@ -150,6 +185,9 @@ class ComputeUniqueness(GeneratorOperator):
 
 
 class FindNearDuplicates(GeneratorOperator):
+    words = {**SOURCE_WORDS, "threshold": "Threshold",
+             "representative": "Representative"}
+
     @property
     def config(self):
         return long_run_config(
@@ -174,9 +212,9 @@ class FindNearDuplicates(GeneratorOperator):
         if value is not None:
             try:
                 dups.THRESHOLD.clean("find_near_duplicates", value)
-            except ValueError as e:
+            except ParamError as e:
                 prop.invalid = True
-                prop.error_message = str(e)
+                prop.error_message = field_error(e)
         add_choice(inputs, "representative", {
             "centre": "The one nearest the group's centre",
             "largest": "The largest file",
@@ -187,6 +225,7 @@ class FindNearDuplicates(GeneratorOperator):
 
     def run(self, ctx):
         key = ctx.params["run_key"]
+        fields_before = app.field_names(ctx.dataset)
         run = yield from run_with_progress(
             ctx, dups.find_near_duplicates,
             samples=flat_samples(ctx.target_view()), key=key,
@@ -194,7 +233,7 @@ class FindNearDuplicates(GeneratorOperator):
             representative=ctx.params.get("representative") or "centre",
             overwrite=ctx.params.get("overwrite", False),
             **source_kwargs(ctx.params, dups.DEFAULT_EMBEDDER))
-        yield from _show_duplicates(ctx, run)
+        yield from _show_duplicates(ctx, run, fields_before)
 
     def __call__(self, sample_collection, run_key="near_dups",
                  threshold=None, representative=None, embedder=None,
@@ -211,6 +250,8 @@ class FindNearDuplicates(GeneratorOperator):
 
 
 class FindExactDuplicates(GeneratorOperator):
+    words = {"run_key": "Run key", "overwrite": "Overwrite"}
+
     @property
     def config(self):
         return long_run_config(
@@ -231,11 +272,12 @@ class FindExactDuplicates(GeneratorOperator):
 
     def run(self, ctx):
         key = ctx.params["run_key"]
+        fields_before = app.field_names(ctx.dataset)
         run = yield from run_with_progress(
             ctx, dups.find_exact_duplicates,
             samples=flat_samples(ctx.target_view()), key=key,
             overwrite=ctx.params.get("overwrite", False))
-        yield from _show_duplicates(ctx, run)
+        yield from _show_duplicates(ctx, run, fields_before)
 
     def __call__(self, sample_collection, run_key="exact_dups",
                  overwrite=False, delegate=False, delegation_target=None):
@@ -246,25 +288,49 @@ class FindExactDuplicates(GeneratorOperator):
             sample_collection, run_key)
 
 
-def _show_duplicates(ctx, run):
+def _show_duplicates(ctx, run, fields_before):
     r = run.results
     if not ctx.delegated:
-        yield ctx.trigger("reload_dataset")
+        yield from app.reload(ctx, ctx.dataset, fields_before,
+                              keep_filters=False)
         if r["groups"]:
-            yield ctx.trigger("set_view", {"view": run.view()._serialize()})
+            yield ctx.trigger("set_view", {
+                "view": duplicate_groups_view(run)._serialize()})
     message = (f"Run '{run.key}': {r['duplicates']:,} duplicate(s) in "
                f"{r['groups']:,} group(s) among {r['samples']:,} samples")
     skipped = (r.get("skipped") or {}).get("count")
     if skipped:
         message += f" ({skipped:,} could not be read)"
-    yield ctx.trigger("notify", {"message": message, "variant": "success"})
+    yield from app.notify(ctx, message)
 
 
-# -- existing runs --------------------------------------------------------------
+def duplicate_groups_view(run):
+    """The run's duplicate groups as the grid shows them: only groups that
+    still have more than one member (deleting the duplicates leaves each
+    representative alone in its group)."""
+    view = run.view()
+    if run.labels_path:
+        return view
+    group = run.fields["group"]
+    counts = run.dataset.count_values(group)
+    kept = [g for g, n in counts.items() if g is not None and n > 1]
+    return run.dataset.match(F(group).is_in(kept)).group_by(
+        group, order_by=run.fields["dist"])
+
+
+def duplicates_on_screen(ctx, run):
+    """Whether the App shows the groups of duplicates run ``run``."""
+    view = ctx.view
+    return view is not None and run.fields["group"] in \
+        str(view._serialize())
+
+
+# -- existing runs ------------------------------------------------------------
 
 
 class LoadDuplicatesView(ActionOperator):
-    words = {"splits": "Split tags", "split_field": "Or split field"}
+    words = {"run_key": "Run", "show": "Show", "splits": "Split tags",
+             "split_field": "Or split field"}
 
     @property
     def config(self):
@@ -281,24 +347,43 @@ class LoadDuplicatesView(ActionOperator):
             return types.Property(inputs)
         add_choice(inputs, "show", DUPLICATE_ACTIONS, "groups", "Show")
         if ctx.params.get("show") == "leaks":
-            inputs.str("splits", required=False, label=self.words["splits"],
-                       description="Comma-separated sample tags, e.g. "
-                       "train, test")
-            inputs.str("split_field", required=False,
-                       label=self.words["split_field"],
-                       description="A field holding each sample's split "
-                       "(a string or a Classification)")
+            self._split_inputs(ctx, inputs)
         return types.Property(inputs,
                               view=types.View(label="Load duplicates view"))
+
+    def _split_inputs(self, ctx, inputs):
+        """Split tags (at least two) or a split field (a dropdown of the
+        string and Classification fields), checked as the user types."""
+        prop = inputs.str("splits", required=False,
+                          label=self.words["splits"],
+                          description="Comma-separated sample tags, e.g. "
+                          "train, test")
+        fields = split_fields(ctx.dataset)
+        if fields:
+            add_choice(inputs, "split_field", {"": "No split field",
+                                               **{f: f for f in fields}},
+                       "", self.words["split_field"],
+                       "A field holding each sample's split (a string or a "
+                       "Classification)")
+        tags = _split_tags(ctx.params.get("splits"))
+        if ctx.params.get("split_field"):
+            return
+        if len(tags) < 2:
+            prop.invalid = True
+            prop.error_message = (
+                "Give at least two tags" + (", or choose a split field"
+                                            if fields else ""))
 
     def act(self, ctx):
         run = analysis.load_duplicates(ctx.dataset, ctx.params["run_key"])
         show = ctx.params.get("show") or "groups"
         if show == "leaks":
-            splits = [s.strip() for s in (ctx.params.get("splits") or "")
-                      .split(",") if s.strip()] or None
-            leaks = run.leaks(split_field=ctx.params.get("split_field")
-                              or None, splits=splits)
+            splits = _split_tags(ctx.params.get("splits")) or None
+            split_field = ctx.params.get("split_field") or None
+            if split_field is None and len(splits or []) < 2:
+                raise ParamError("splits: give at least two tags, or a "
+                                 "split field", "splits")
+            leaks = run.leaks(split_field=split_field, splits=splits)
             view = leaks.view()
             report = leaks.report()
             ctx.ops.notify(
@@ -306,10 +391,17 @@ class LoadDuplicatesView(ActionOperator):
                 + "".join(f"; {pair.replace('/', ' and ')}: {n:,}"
                           for pair, n in sorted(report["pairs"].items())))
         else:
-            view = {"groups": run.view, "duplicates": run.duplicates_view,
+            view = {"groups": lambda: duplicate_groups_view(run),
+                    "duplicates": run.duplicates_view,
                     "representatives": run.representatives_view}[show]()
-        ctx.ops.set_view(view)
-        return {"count": len(view)}
+        count = len(view)
+        if count:
+            ctx.ops.set_view(view)
+        else:
+            ctx.ops.notify(f"Nothing to show: no {DUPLICATE_NOUNS[show]} "
+                           f"of run '{run.key}' is left; the grid stays as "
+                           "it is", variant="info")
+        return {"count": count}
 
     def __call__(self, sample_collection, run_key, show="groups",
                  splits=None, split_field=None):
@@ -319,7 +411,8 @@ class LoadDuplicatesView(ActionOperator):
 
 
 class ActOnDuplicates(ActionOperator):
-    words = {"confirm": "Type the count to confirm", "tag": "Tag"}
+    words = {"run_key": "Run", "action": "Action",
+             "confirm": "Type the count to confirm", "tag": "Tag"}
 
     @property
     def config(self):
@@ -348,8 +441,9 @@ class ActOnDuplicates(ActionOperator):
             f"the {counts['groups']:,} representative(s) are kept"))
         if action == "delete":
             inputs.int("confirm", required=True,
-                       label=f"Type {counts['duplicates']} to confirm",
-                       description="The number of samples to delete")
+                       label=self.words["confirm"],
+                       description=f"Type {counts['duplicates']}, the "
+                       "number of samples to delete")
             typed = ctx.params.get("confirm")
             if typed is not None and typed != counts["duplicates"]:
                 prop = inputs.get_property("confirm")
@@ -361,7 +455,10 @@ class ActOnDuplicates(ActionOperator):
 
     def act(self, ctx):
         run = analysis.load_duplicates(ctx.dataset, ctx.params["run_key"])
-        if ctx.params.get("action", "tag") == "delete":
+        on_screen = duplicates_on_screen(ctx, run)
+        fields_before = app.field_names(ctx.dataset)
+        deleting = ctx.params.get("action", "tag") == "delete"
+        if deleting:
             n = run.delete_duplicates(confirm=ctx.params.get("confirm"))
             message = f"Deleted {n:,} duplicate(s) of run '{run.key}'"
         else:
@@ -369,8 +466,12 @@ class ActOnDuplicates(ActionOperator):
             n = run.tag_duplicates(tag)
             message = f"Tagged {n:,} duplicate(s) of run '{run.key}' '{tag}'"
         if not ctx.delegated:
-            ctx.ops.reload_dataset()
-            ctx.ops.notify(message, variant="success")
+            app.reload(ctx, ctx.dataset, fields_before)
+            if deleting and on_screen:
+                # Each group on screen is down to its representative.
+                ctx.ops.set_view(view=run.representatives_view())
+                message += "; showing the representatives that were kept"
+            app.notify(ctx, message)
         return {"count": n}
 
     def __call__(self, sample_collection, run_key, action="tag",
@@ -381,6 +482,8 @@ class ActOnDuplicates(ActionOperator):
 
 
 class DeleteAnalysisRun(ActionOperator):
+    words = {"run_key": "Run"}
+
     @property
     def config(self):
         return quick_config(
@@ -395,12 +498,15 @@ class DeleteAnalysisRun(ActionOperator):
 
     def act(self, ctx):
         key = ctx.params["run_key"]
+        fields_before = app.field_names(ctx.dataset)
         analysis.delete_analysis(ctx.dataset, key)
         if not ctx.delegated:
+            app.reload(ctx, ctx.dataset, fields_before,
+                       keep_filters=False)
             ctx.ops.set_view(ctx.dataset.view())
-            ctx.ops.reload_dataset()
-            ctx.ops.notify(f"Deleted run '{key}' and its fields",
-                           variant="success")
+            app.show_on_tiles(ctx, remove=app.removed_fields(
+                ctx.dataset, fields_before))
+            app.notify(ctx, f"Deleted run '{key}' and its fields")
         return {"deleted": key}
 
     def __call__(self, sample_collection, run_key):

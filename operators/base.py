@@ -15,44 +15,12 @@ import threading
 import traceback
 
 import fiftyone.operators as foo
+import fiftyone.operators.types as types
 
-from ..storage.lease import LeaseLost
-from ..storage.records import StoreError
-from ..units import ParamError
+from .words import describe
 
 # Set by the Python ``__call__`` wrappers: raise instead of notifying.
 RAISE_ERRORS = "raise_errors"
-
-
-def describe(error, words=None):
-    """The message a user sees for ``error``: ours say it all, a parameter
-    named as the form labels it (``words``: parameter -> label); anything
-    else keeps its type, which helps a bug report."""
-    if isinstance(error, ParamError):
-        return render_param_error(error, words or {})
-    text = str(error).strip() or type(error).__name__
-    if isinstance(error, (ValueError, StoreError, LeaseLost)):
-        return text
-    return f"{type(error).__name__}: {text}"
-
-
-def render_param_error(error, words):
-    """``error`` in a form's words: its parameter named by its label, and
-    the fix said as a click ("tick 'Overwrite'")."""
-    label = words.get(error.param)
-    message = error.message
-    if label and error.param:
-        message = message.replace(f"'{error.param}'", f"'{label}'")
-        if message.startswith(f"{error.param}: "):
-            message = f"{label}: " + message[len(error.param) + 2:]
-    if not error.has_fix or error.param is None:
-        return message
-    name = label or error.param
-    if error.fix is True:
-        return f"{message}; tick '{name}'"
-    if error.fix is False:
-        return f"{message}; untick '{name}'"
-    return f"{message}; set '{name}' to {error.fix}"
 
 
 def record_delegated_failure(ctx, error, words=None):
@@ -91,15 +59,17 @@ def long_run_config(name, label, description, scheduled_by_default=True,
 class GeneratorOperator(foo.Operator):
     """An operator whose ``run(ctx)`` generator does the work; see the
     module for what happens when it fails. ``words`` maps its parameters
-    to the labels of its form, so that errors name what the user sees."""
+    to the labels of its form and ``choices`` the values of its dropdowns
+    to theirs, so that errors name what the user sees."""
 
     words = {}
+    choices = {}
 
     def run(self, ctx):
         raise NotImplementedError
 
     def render_error(self, error):
-        return describe(error, self.words)
+        return describe(error, self.words, self.choices)
 
     def execute(self, ctx):
         try:
@@ -126,12 +96,13 @@ class ActionOperator(foo.Operator):
     from Python, raised."""
 
     words = {}
+    choices = {}
 
     def act(self, ctx):
         raise NotImplementedError
 
     def render_error(self, error):
-        return describe(error, self.words)
+        return describe(error, self.words, self.choices)
 
     def execute(self, ctx):
         try:
@@ -145,6 +116,17 @@ class ActionOperator(foo.Operator):
             ctx.ops.notify(f"{self.config.label} failed: "
                            f"{self.render_error(e)}", variant="error")
             return {"error": self.render_error(e)}
+
+
+def failed_output(ctx):
+    """What a quick operator's result dialog shows when it failed: the
+    error, in the form's words; ``None`` when it did not fail."""
+    error = (ctx.results or {}).get("error")
+    if not error:
+        return None
+    outputs = types.Object()
+    outputs.view("error", types.Error(label="Failed", description=error))
+    return types.Property(outputs)
 
 
 def quick_config(name, label, description, **extra):

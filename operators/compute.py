@@ -23,7 +23,9 @@ from ..clustering.presets import DEFAULT_PRESET, PRESETS
 from ..clustering.request import GT_FIELD, MAP, SEED, resolve_request
 from ..embedders import EMBEDDERS
 from ..units import ParamError
+from . import app
 from .base import GeneratorOperator, long_run_config, run_with_progress
+from .words import field_error
 from .calling import call
 from .forms import (
     FROM_FIELD,
@@ -89,7 +91,7 @@ def _chain(value):
     return [] if value in (None, "none") else value.split("+")
 
 
-# -- what the form holds, both ways ---------------------------------------------
+# -- what the form holds, both ways -------------------------------------------
 
 
 def _preset_chain(preset):
@@ -216,11 +218,13 @@ def _unit_form(prefix, unit):
     return out
 
 
-# -- the operator -------------------------------------------------------------------
+# -- the operator -------------------------------------------------------------
 
 
 class ComputeClusters(GeneratorOperator):
     words = WORDS
+    choices = {"map": MAP_LABELS, "noise": NOISE_LABELS,
+               "reducer": REDUCER_CHAINS}
 
     @property
     def config(self):
@@ -330,10 +334,11 @@ class ComputeClusters(GeneratorOperator):
             prop = inputs.get_property(param_name(prefix, e.param or ""))
             if prop is not None:
                 prop.invalid = True
-                prop.error_message = str(e)
+                prop.error_message = field_error(e)
                 return
             inputs.view(f"{prefix}__error", types.Error(
-                label="These parameters do not fit", description=str(e)))
+                label="These parameters do not fit",
+                description=self.render_error(e)))
             inputs.get_property(f"{prefix}__error").invalid = True
 
     def _output_inputs(self, ctx, inputs):
@@ -355,18 +360,22 @@ class ComputeClusters(GeneratorOperator):
         target = flat_samples(ctx.target_view())
         run_key = ctx.params["run_key"]
         targeted = len(target)
+        fields_before = app.field_names(ctx.dataset)
         run = yield from run_with_progress(
             ctx, compute_clusters, samples=target, run_key=run_key,
             **request)
         if not ctx.delegated:
-            yield ctx.trigger("reload_dataset")
-            yield ctx.trigger("refresh_colors")
+            yield from app.reload(ctx, ctx.dataset, fields_before,
+                                  keep_filters=False)
+            yield from app.show_colors(ctx, run.dataset)
             # Show what was asked for: the clusters, largest first, each
-            # ordered by distance to its centre.
+            # ordered by distance to its centre, each tile saying its
+            # cluster and size.
             yield ctx.trigger(
                 "set_view", {"view": run.clusters_view()._serialize()})
-        yield ctx.trigger("notify", {"message": _done(run, targeted),
-                                     "variant": "success"})
+            yield from app.show_on_tiles(ctx, add=app.tile_fields(run))
+            yield from app.refresh_panels(ctx)
+        yield from app.notify(ctx, _done(run, targeted))
 
     def __call__(self, sample_collection, run_key, embedder=None,
                  embedder_params=None, reducer=None, reducer_params=None,

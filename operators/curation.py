@@ -11,9 +11,17 @@ from ..curation.export import EXPORT_PARAMS
 from ..curation.groups import moves as group_moves
 from ..curation.tags import clusters_of
 from ..labeling.namers import NAMERS
-from ..labeling.naming import LABEL_PARAMS, estimate
+from ..labeling.naming import (
+    LABEL_PARAMS,
+    MAX_IMAGES,
+    MAX_REQUESTS,
+    check_limits,
+    estimate,
+)
+from . import app
 from .base import (
     ActionOperator,
+    failed_output,
     GeneratorOperator,
     long_run_config,
     quick_config,
@@ -28,6 +36,7 @@ from .forms import (
     cluster_choices,
     read_unit_params,
 )
+from .words import unit_param_label
 
 
 def _secret(ctx, name):
@@ -48,9 +57,10 @@ def _tags(value):
 
 
 class LabelClusters(GeneratorOperator):
-    words = {"clusters": "Clusters", "max_requests": "Max requests",
-             "max_images": "Max images", "per_cluster": "Per cluster",
-             "model": "Model", "base_url": "Base url"}
+    words = {"run_key": "Run", "namer": "Namer", "clusters": "Clusters",
+             **{p.name: unit_param_label(p.name) for p in LABEL_PARAMS},
+             **{p.name: unit_param_label(p.name) for cls in NAMERS.values()
+                for p in cls.PARAMS}}
 
     @property
     def config(self):
@@ -72,11 +82,12 @@ class LabelClusters(GeneratorOperator):
                         heading=cls.label)
         if cls.name == "openai" and not _secret(ctx, "OPENAI_API_KEY") and \
                 not ctx.params.get("namer_openai__base_url"):
-            inputs.view("no_key", types.Warning(
+            prop = inputs.view("no_key", types.Warning(
                 label="No OPENAI_API_KEY secret",
                 description="Set it as a FiftyOne secret (an environment "
                 "variable of the App server in open source), or give the "
-                "URL of a local server"))
+                "URL of a local server in 'Base url'"))
+            prop.invalid = True
         for p in LABEL_PARAMS:
             _add_param(inputs, p)
         run = api.load_run(ctx.dataset, key)
@@ -84,6 +95,11 @@ class LabelClusters(GeneratorOperator):
                          "Empty: every cluster but the noise")
         try:
             est = estimate(run, **self._namer_kwargs(ctx))
+            limits = [ctx.params.get(p.name) for p in (MAX_REQUESTS,
+                                                       MAX_IMAGES)]
+            check_limits(est["requests"], est["images"], *(
+                p.default if v is None else v
+                for p, v in zip((MAX_REQUESTS, MAX_IMAGES), limits)))
             inputs.view("estimate", types.Notice(
                 label=f"Will send {est['requests']} request(s) with "
                 f"{est['images']} image(s); {est['cached']} cluster(s) "
@@ -112,11 +128,14 @@ class LabelClusters(GeneratorOperator):
         kwargs = self._namer_kwargs(ctx)
         if kwargs["namer"] == "openai":
             kwargs["api_key"] = _secret(ctx, "OPENAI_API_KEY")
+        fields_before = app.field_names(ctx.dataset)
         out = yield from run_with_progress(
             ctx, api.label_clusters, samples=ctx.dataset, run_key=key,
             **kwargs)
         if not ctx.delegated:
-            yield ctx.trigger("reload_dataset")
+            yield from app.reload(ctx, ctx.dataset, fields_before)
+            yield from app.show_colors(ctx, ctx.dataset)
+            yield from app.refresh_panels(ctx)
         message = f"Named {len(out['named'])} cluster(s) of run '{key}'"
         if out["cached"]:
             message += f"; {len(out['cached'])} unchanged"
@@ -144,7 +163,7 @@ class LabelClusters(GeneratorOperator):
 
 
 def _add_param(inputs, p):
-    label = p.name.replace("_", " ").capitalize()
+    label = unit_param_label(p.name)
     if p.kind == "bool":
         inputs.bool(p.name, default=p.default, required=False, label=label,
                     description=p.description)
@@ -154,7 +173,8 @@ def _add_param(inputs, p):
 
 
 class NameCluster(ActionOperator):
-    words = {"cluster": "Cluster", "name": "Name"}
+    words = {"run_key": "Run", "cluster": "Cluster", "name": "Name",
+             "description": "Description"}
 
     @property
     def config(self):
@@ -175,12 +195,14 @@ class NameCluster(ActionOperator):
 
     def act(self, ctx):
         p = ctx.params
+        fields_before = app.field_names(ctx.dataset)
         api.name_cluster(ctx.dataset, p["run_key"], int(p["cluster"]),
                          p["name"], p.get("description"))
         if not ctx.delegated:
-            ctx.ops.reload_dataset()
-            ctx.ops.notify(f"Cluster {p['cluster']} is now '{p['name']}'",
-                           variant="success")
+            app.reload(ctx, ctx.dataset, fields_before)
+            app.show_colors(ctx, ctx.dataset)
+            app.refresh_panels(ctx)
+            app.notify(ctx, f"Cluster {p['cluster']} is now '{p['name']}'")
         return {"name": p["name"]}
 
     def __call__(self, sample_collection, run_key, cluster, name,
@@ -191,7 +213,8 @@ class NameCluster(ActionOperator):
 
 
 class TagClusters(ActionOperator):
-    words = {"clusters": "Clusters", "tags": "Tags"}
+    words = {"run_key": "Run", "clusters": "Clusters", "tags": "Tags",
+             "remove": "Remove these tags instead"}
 
     @property
     def config(self):
@@ -225,13 +248,15 @@ class TagClusters(ActionOperator):
         else:
             clusters = _clusters(p)
         tags = _tags(p.get("tags"))
+        fields_before = app.field_names(ctx.dataset)
         n = run.tag(clusters, tags, remove=p.get("remove", False))
         if not ctx.delegated:
-            ctx.ops.reload_samples()
-            ctx.ops.notify(
-                f"{'Untagged' if p.get('remove') else 'Tagged'} {n:,} "
+            app.reload(ctx, ctx.dataset, fields_before)
+            app.refresh_panels(ctx)
+            app.notify(
+                ctx, f"{'Untagged' if p.get('remove') else 'Tagged'} {n:,} "
                 f"sample(s) of cluster(s) {', '.join(map(str, clusters))}: "
-                f"{', '.join(tags)}", variant="success")
+                f"{', '.join(tags)}")
         return {"count": n, "clusters": clusters}
 
     def __call__(self, sample_collection, run_key, clusters, tags,
@@ -243,8 +268,8 @@ class TagClusters(ActionOperator):
 
 
 class GroupClusters(ActionOperator):
-    words = {"clusters": "Clusters", "group": "Group name",
-             "groups": "Group name"}
+    words = {"run_key": "Run", "action": "Action", "clusters": "Clusters",
+             "group": "Group name", "groups": "Group"}
 
     @property
     def config(self):
@@ -289,6 +314,7 @@ class GroupClusters(ActionOperator):
         p = ctx.params
         run = api.load_run(ctx.dataset, p["run_key"])
         group = (p.get("group") or "").strip()
+        fields_before = app.field_names(ctx.dataset)
         if p.get("action", "group") == "ungroup":
             run.ungroup([group])
             message = f"Removed group '{group}'"
@@ -302,10 +328,12 @@ class GroupClusters(ActionOperator):
                 message += " (" + "; ".join(
                     f"cluster {c} left '{old}'" for c, old, _ in moved) + ")"
         if not ctx.delegated:
-            ctx.ops.reload_dataset()
+            app.reload(ctx, ctx.dataset, fields_before)
             if clusters and p.get("show", True):
                 ctx.ops.set_view(view=run.groups_view([group]))
-            ctx.ops.notify(message, variant="success")
+                app.show_on_tiles(ctx, add=app.tile_fields(run))
+            app.refresh_panels(ctx)
+            app.notify(ctx, message)
         return {"group": group, "clusters": clusters}
 
     def __call__(self, sample_collection, run_key, group, clusters=None,
@@ -317,7 +345,7 @@ class GroupClusters(ActionOperator):
 
 
 class ExportClusters(ActionOperator):
-    words = {"path": "Folder on the server",
+    words = {"run_key": "Run", "path": "Folder on the server",
              "overwrite": "Overwrite files that exist",
              "clusters": "Clusters", "groups": "Groups", "images": "Images",
              "folders": "Folders"}
@@ -377,11 +405,16 @@ class ExportClusters(ActionOperator):
                                   out["failed"].items()]}
 
     def resolve_output(self, ctx):
+        failed = failed_output(ctx)
+        if failed is not None:
+            return failed
         outputs = types.Object()
         outputs.str("csv", label="CSV")
         outputs.int("rows", label="Rows")
         outputs.int("images", label="Images")
-        outputs.list("failed", types.String(), label="Could not be written")
+        if (ctx.results or {}).get("failed"):
+            outputs.list("failed", types.String(),
+                         label="Could not be written")
         return types.Property(outputs, view=types.View(label="Export"))
 
     def __call__(self, sample_collection, run_key, path, clusters=None,

@@ -19,6 +19,7 @@ from ..embedders import EMBEDDERS
 from ..storage import runs as stored
 from ..storage import schema
 from ..units import ParamError
+from .words import field_error, unit_param_label
 
 # The embedder choice that means "read an existing field".
 FROM_FIELD = "field"
@@ -62,14 +63,14 @@ def add_unit_inputs(ctx, inputs, prefix, unit_cls, defaults=None,
                 p.clean(unit_cls.name, ctx.params[name])
             except ParamError as e:
                 prop.invalid = True
-                prop.error_message = str(e)
+                prop.error_message = field_error(e)
                 valid = False
     return valid
 
 
 def _input(inputs, name, p, default):
     common = dict(
-        label=p.name.replace("_", " ").capitalize(),
+        label=unit_param_label(p.name),
         description=p.description,
         # Defaults are only shown by the App; a headless call that omits a
         # parameter gets it from read_unit_params, so none is required.
@@ -190,12 +191,24 @@ def _run_key_problem(dataset, key, kind, overwrite):
         return ("Run keys must be valid variable names (letters, digits, "
                 "underscores; not starting with a digit or '_')")
     if not dataset.has_run(key):
-        return None
+        return _fields_taken(dataset, key, kind)
     if key not in stored.records_of(dataset, (kind,)):
         return (f"'{key}' is not a clustering run" if kind ==
                 schema.RUN_KIND else f"'{key}' is a run of another kind")
     if not overwrite:
         return f"Run '{key}' already exists; tick 'Overwrite' to replace it"
+    return None
+
+
+def _fields_taken(dataset, key, kind):
+    """A field the new run would write that holds something else (a field
+    of the user's, or of another run)."""
+    paths = schema.field_names(key, schema.KIND_FIELDS[kind]).values()
+    try:
+        stored.check_field_owners(dataset, key, paths)
+    except ParamError:
+        return (f"A field named '{key}_...' already exists and belongs to "
+                "something else; choose another run key")
     return None
 
 

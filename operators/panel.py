@@ -1,7 +1,18 @@
 """The Clusters panel: one row per cluster of a run (its image nearest the
-centre, name, description, group, size, tags), click to browse it; rename a
-cluster or a group; compare with another run; the run's charts; and the
-scheduled runs that are queued or running."""
+centre, name, description, group, size, tags), click to browse it; name,
+tag, group and label clusters; compare with another run; the run's charts;
+and the scheduled runs that are queued or running.
+
+The panel's state (run key and id, sort, comparison, chart, note) and its
+rendered properties share one namespace in the App: no property is named
+like a state key, or the App would write the property's value over it.
+
+The panel follows the data. Every operator of this plugin that changes a
+run calls :meth:`ClustersPanel.on_refresh` of each open Clusters panel (see
+:mod:`.app`), which reads the runs again. A run is followed by its id,
+which a rename keeps: the panel moves to the new key; a deleted run leaves
+the panel on the list of runs.
+"""
 
 from collections import Counter
 from urllib.parse import quote
@@ -10,9 +21,11 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..clustering import api as runs
-from ..clustering.charts import KINDS, plot_run
+from ..clustering.charts import KINDS, plot_run, saved_charts
 from ..storage import runs as stored
 from ..storage import schema
+from .words import describe
+from . import app
 from .forms import default_run
 
 SORTS = {
@@ -21,6 +34,20 @@ SORTS = {
     "dist_asc": "Tightest first (mean distance)",
     "id": "Cluster id",
 }
+
+#: The palette labels of the operators the panel's buttons open.
+LABELS = {
+    "compute_clusters": "Compute clusters",
+    "load_clusters_view": "Load clusters view",
+    "label_clusters": "Label clusters",
+    "name_cluster": "Name a cluster",
+    "tag_clusters": "Tag clusters",
+    "group_clusters": "Group clusters",
+    "plot_clustering_run": "Plot clustering run",
+}
+
+
+# -- what the panel shows, read from the database -----------------------------
 
 
 def cluster_rows(dataset, key, sort="size_desc"):
@@ -95,6 +122,21 @@ def scheduled_runs(dataset, operator_uri):
     return out
 
 
+def follow_run(records, key, run_id):
+    """Where a panel that showed run ``key`` (of id ``run_id``) goes now that
+    the runs are ``records`` (key -> (record id, config)): ``(key, note)``,
+    the run's key now (``None`` when it is gone) and what changed, if
+    anything."""
+    if key in records and run_id in (None, records[key][1].get("run_id")):
+        return key, None
+    for new_key, (_, config) in records.items():
+        if run_id is not None and config.get("run_id") == run_id:
+            return new_key, f"Run '{key}' is now called '{new_key}'"
+    if key in records:
+        return key, f"Run '{key}' was computed again"
+    return None, f"Run '{key}' was deleted"
+
+
 class ClustersPanel(foo.Panel):
     @property
     def config(self):
@@ -104,117 +146,201 @@ class ClustersPanel(foo.Panel):
             icon="bubble_chart",
             help_markdown="Browse the clusters of a clustering run: click a "
             "cluster to show its images, nearest the centre first. Name, "
-            "group, tag and export them with the operators of this plugin.",
+            "group, tag and label them with the buttons, which open the "
+            "operators of the same names.",
         )
 
-    # -- state --------------------------------------------------------------
+    # -- state ----------------------------------------------------------------
+
+    def _records(self, ctx):
+        return stored.records_of(ctx.dataset, (schema.RUN_KIND,))
+
+    def _settle(self, ctx):
+        """Moves the panel off runs that were renamed or deleted since it
+        last looked (see :func:`follow_run`)."""
+        state = ctx.panel.state
+        records = self._records(ctx)
+        key = state.run_key
+        changes = {}
+        if key is None:
+            if state.note is None and records:
+                changes = self._selection(default_run(ctx, records), records)
+        else:
+            new_key, note = follow_run(records, key, state.run_id)
+            if new_key != key or (new_key is not None and state.run_id !=
+                                  records[new_key][1].get("run_id")):
+                changes = self._selection(new_key, records, note)
+        other = state.compare_with
+        if other is not None and (other not in records or
+                                  other == changes.get("run_key", key)):
+            changes["compare_with"] = None
+        # The controls' defaults, in the state before the App reports them
+        # back as changes (see _write).
+        if state.sort is None:
+            changes["sort"] = "size_desc"
+        if state.chart is None:
+            changes["chart"] = "scatter"
+        self._write(ctx, changes)
+
+    @staticmethod
+    def _selection(key, records, note=None):
+        """The state that shows run ``key`` (``None``: the list of runs)."""
+        return {"run_key": key,
+                "run_id": records[key][1].get("run_id") if key in records
+                else None,
+                "note": note, "chart_error": None}
+
+    @staticmethod
+    def _write(ctx, changes):
+        """Writes ``changes`` to the panel's state in one patch, so that no
+        reader ever sees a run key without its id; and only what differs,
+        since every write of a panel's state makes the App drop the
+        sidebar's filters."""
+        state = ctx.panel.state
+        changed = {k: v for k, v in changes.items() if state.get(k) != v}
+        if changed:
+            state.set(changed)
+
+    def _run(self, ctx):
+        """The run the panel shows: under its new key if it was renamed
+        behind the panel's back; ``None`` (the panel back on the list of
+        runs, and a note saying why) if it was deleted."""
+        state = ctx.panel.state
+        run_id = state.run_id
+        try:
+            return runs.load_run(ctx.dataset, state.run_key)
+        except runs.RunNotFound:
+            self._settle(ctx)
+        if state.run_key is not None and state.run_id == run_id:
+            return runs.load_run(ctx.dataset, state.run_key)
+        ctx.ops.notify(state.note or "Choose a run", variant="info")
+        return None
+
+    # -- events ---------------------------------------------------------------
 
     def on_load(self, ctx):
-        records = stored.records_of(ctx.dataset, (schema.RUN_KIND,))
-        key = ctx.panel.state.run_key
-        if key not in records:
-            ctx.panel.state.run_key = default_run(ctx, records)
-        if ctx.panel.state.sort is None:
-            ctx.panel.state.sort = "size_desc"
+        self._settle(ctx)
+
+    def on_refresh(self, ctx):
+        self._settle(ctx)
 
     def on_change_dataset(self, ctx):
-        ctx.panel.state.run_key = None
-        ctx.panel.state.compare_with = None
-        self.on_load(ctx)
+        records = self._records(ctx)
+        self._write(ctx, {"compare_with": None, **self._selection(
+            default_run(ctx, records), records)})
 
     def on_change_run(self, ctx):
-        ctx.panel.state.run_key = ctx.params["value"]
-        ctx.panel.state.compare_with = None
+        # The App also reports the value the panel itself put there.
+        if ctx.params["value"] != ctx.panel.state.run_key:
+            self._write(ctx, self._selection(ctx.params["value"],
+                                             self._records(ctx)))
+
+    def on_open_run(self, ctx):
+        self._write(ctx, self._selection(ctx.params["run_key"],
+                                         self._records(ctx)))
+
+    def on_show_runs(self, ctx):
+        self._write(ctx, self._selection(None, {}, "Choose a run"))
 
     def on_change_sort(self, ctx):
-        ctx.panel.state.sort = ctx.params["value"]
+        self._write(ctx, {"sort": ctx.params["value"]})
 
     def on_change_compare(self, ctx):
         value = ctx.params["value"]
-        ctx.panel.state.compare_with = value if value != "-" else None
+        self._write(ctx, {"compare_with": value if value != "-" else None})
 
     def on_change_chart(self, ctx):
-        ctx.panel.state.chart = ctx.params["value"]
+        self._write(ctx, {"chart": ctx.params["value"], "chart_error": None})
 
-    def on_refresh(self, ctx):
-        self.on_load(ctx)
-
-    # -- actions ------------------------------------------------------------
+    # -- actions --------------------------------------------------------------
 
     def on_show_cluster(self, ctx):
-        key = ctx.panel.state.run_key
-        cluster = int(ctx.params["cluster"])
-        view = runs.load_run(ctx.dataset, key).clusters_view(cluster=cluster)
-        ctx.ops.set_view(view=view)
+        run = self._run(ctx)
+        if run is not None:
+            ctx.ops.set_view(view=run.clusters_view(
+                cluster=int(ctx.params["cluster"])))
+            app.show_on_tiles(ctx, add=app.tile_fields(run))
 
     def on_show_all(self, ctx):
-        view = runs.load_run(ctx.dataset,
-                             ctx.panel.state.run_key).clusters_view()
-        ctx.ops.set_view(view=view)
+        run = self._run(ctx)
+        if run is not None:
+            ctx.ops.set_view(view=run.clusters_view())
+            app.show_on_tiles(ctx, add=app.tile_fields(run))
 
     def on_show_cell(self, ctx):
-        c = runs.compare_runs(ctx.dataset, ctx.panel.state.run_key,
-                              ctx.panel.state.compare_with)
+        run = self._run(ctx)
+        other = ctx.panel.state.compare_with
+        if run is None or other is None:
+            return
+        c = run.compare(other)
         ctx.ops.set_view(view=c.cell_view(int(ctx.params["a"]),
                                           int(ctx.params["b"])))
 
-    def on_rename_cluster(self, ctx):
-        ctx.prompt(f"{self.plugin_name}/name_cluster", params={
-            "run_key": ctx.panel.state.run_key,
-            "cluster": str(ctx.params["cluster"])},
+    def on_plot(self, ctx):
+        run = self._run(ctx)
+        if run is None:
+            return
+        try:
+            plot_run(ctx.dataset, run.key,
+                     kind=ctx.panel.state.chart or "scatter")
+            self._write(ctx, {"chart_error": None})
+        except Exception as e:
+            message = describe(e, {"kind": "Chart"})
+            self._write(ctx, {"chart_error": message})
+            ctx.ops.notify(f"{LABELS['plot_clustering_run']} failed: "
+                           f"{message}", variant="error")
+
+    def _prompt(self, ctx, name, **params):
+        ctx.prompt(f"{self.plugin_name}/{name}", params={
+            "run_key": ctx.panel.state.run_key, **params},
             on_success=self.on_refresh)
+
+    def on_name_cluster(self, ctx):
+        self._prompt(ctx, "name_cluster", cluster=str(ctx.params["cluster"]))
+
+    def on_tag(self, ctx):
+        self._prompt(ctx, "tag_clusters")
 
     def on_group(self, ctx):
-        ctx.prompt(f"{self.plugin_name}/group_clusters", params={
-            "run_key": ctx.panel.state.run_key},
-            on_success=self.on_refresh)
+        self._prompt(ctx, "group_clusters")
 
     def on_label(self, ctx):
-        ctx.prompt(f"{self.plugin_name}/label_clusters", params={
-            "run_key": ctx.panel.state.run_key},
-            on_success=self.on_refresh)
-
-    def on_draw_chart(self, ctx):
-        try:
-            ctx.panel.state.chart_path = plot_run(
-                ctx.dataset, ctx.panel.state.run_key,
-                kind=ctx.panel.state.chart or "scatter")
-            ctx.panel.state.chart_error = None
-        except Exception as e:
-            ctx.panel.state.chart_path = None
-            ctx.panel.state.chart_error = str(e)
-            ctx.ops.notify(f"Chart failed: {e}", variant="error")
+        self._prompt(ctx, "label_clusters")
 
     def on_compute(self, ctx):
-        ctx.prompt(f"{self.plugin_name}/compute_clusters")
+        ctx.prompt(f"{self.plugin_name}/compute_clusters",
+                   on_success=self.on_refresh)
 
-    # -- rendering ----------------------------------------------------------
+    # -- rendering ------------------------------------------------------------
 
     def render(self, ctx):
         panel = types.Object()
-        keys = runs.list_runs(ctx.dataset)
         self._render_scheduled(ctx, panel)
-        if not keys:
-            panel.md("### No clustering runs yet\n\nCompute clusters to see "
-                     "them here.", name="empty")
-            panel.btn("compute", label="Compute clusters",
-                      on_click=self.on_compute, variant="contained")
-            return types.Property(panel, view=types.GridView(pad=2, gap=2))
+        records = self._records(ctx)
         key = ctx.panel.state.run_key
-        if key not in keys:
-            key = default_run(ctx, stored.records_of(ctx.dataset,
-                                                     (schema.RUN_KIND,)))
-            ctx.panel.state.run_key = key
-        self._render_controls(ctx, panel, keys, key)
-        run, rows = cluster_rows(ctx.dataset, key, ctx.panel.state.sort)
+        if not records:
+            self._render_empty(panel)
+        elif key not in records:
+            self._render_run_list(ctx, panel, records)
+        else:
+            try:
+                run, rows = cluster_rows(ctx.dataset, key,
+                                         ctx.panel.state.sort)
+            except runs.RunNotFound:
+                self._render_run_list(ctx, panel, self._records(ctx))
+            else:
+                self._render_run(ctx, panel, run, rows, sorted(records))
+        return types.Property(panel, view=types.GridView(pad=2, gap=1))
+
+    def _render_run(self, ctx, panel, run, rows, keys):
+        self._render_note(ctx, panel)
+        self._render_controls(ctx, panel, keys, run.key)
         self._render_summary(panel, run)
         if ctx.panel.state.compare_with in keys:
-            self._render_comparison(ctx, panel, key,
+            self._render_comparison(ctx, panel, run,
                                     ctx.panel.state.compare_with)
-        self._render_chart(ctx, panel)
-        for row in rows:
-            self._render_row(panel, row)
-        return types.Property(panel, view=types.GridView(pad=2, gap=1))
+        self._render_charts(ctx, panel, run)
+        self._render_rows(panel, rows)
 
     def _render_scheduled(self, ctx, panel):
         try:
@@ -230,6 +356,29 @@ class ClustersPanel(foo.Panel):
                 + (f" · {op['label']}" if op["label"] else "")
                 + f" · operation `{op['id']}` (`fiftyone delegated info "
                 f"{op['id']}`)", name=f"scheduled_{op['id']}")
+
+    def _render_empty(self, panel):
+        panel.md("### No clustering runs yet\n\nCompute clusters to see "
+                 "them here.", name="empty")
+        panel.btn("compute", label=LABELS["compute_clusters"],
+                  on_click=self.on_compute, variant="contained")
+
+    def _render_note(self, ctx, panel):
+        note = ctx.panel.state.note
+        if note:
+            panel.md(f"_{note}_", name="note_text")
+
+    def _render_run_list(self, ctx, panel, records):
+        """Every run, one line each, with a button to open it: what the
+        panel shows when its run is gone."""
+        self._render_note(ctx, panel)
+        panel.md("### Clustering runs", name="runs_title")
+        for key in sorted(records):
+            config = records[key][1]
+            line = panel.h_stack(f"run_{key}", gap=2, align_y="center")
+            line.md(f"**{key}** · {config.get('method', '')}", name="text")
+            line.btn("open", label="Open", on_click=self.on_open_run,
+                     params={"run_key": key})
 
     def _render_controls(self, ctx, panel, keys, key):
         controls = panel.h_stack("controls", gap=2, align_y="center")
@@ -251,16 +400,21 @@ class ClustersPanel(foo.Panel):
                       default=ctx.panel.state.compare_with or "-",
                       label="Compare with", view=compare,
                       on_change=self.on_change_compare)
-        controls.btn("show_all", label="Show all as groups",
-                     on_click=self.on_show_all)
-        controls.btn("label", label="Label clusters", on_click=self.on_label)
-        controls.btn("group", label="Group clusters", on_click=self.on_group)
-        controls.btn("refresh", label="Refresh", icon="refresh",
-                     on_click=self.on_refresh)
+        actions = panel.h_stack("actions", gap=1, align_y="center")
+        actions.btn("show_all", label=LABELS["load_clusters_view"],
+                    on_click=self.on_show_all)
+        actions.btn("label", label=LABELS["label_clusters"],
+                    on_click=self.on_label)
+        actions.btn("tag", label=LABELS["tag_clusters"], on_click=self.on_tag)
+        actions.btn("group", label=LABELS["group_clusters"],
+                    on_click=self.on_group)
+        actions.btn("runs", label="All runs", on_click=self.on_show_runs)
+        actions.btn("refresh", label="Refresh", icon="refresh",
+                    on_click=self.on_refresh)
 
     def _render_summary(self, panel, run):
         m = run.metrics
-        parts = [f"**{run.config['method']}**",
+        parts = [f"**{run.key}**", f"{run.config['method']}",
                  f"{m['n_clusters']} clusters",
                  f"{m['n_samples'] - m['n_noise']:,} of {m['n_samples']:,} "
                  f"clustered ({m['fraction_clustered']:.1%})"]
@@ -272,15 +426,17 @@ class ClustersPanel(foo.Panel):
         assigned = (run.results.get("assigned") or {}).get("count")
         if assigned:
             parts.append(f"{assigned:,} placed since")
-        groups = run.results.get("groups") or {}
-        if groups:
+        if run.groups:
             parts.append("groups: " + ", ".join(
                 f"{g} ({', '.join(map(str, cs))})"
-                for g, cs in groups.items()))
+                for g, cs in run.groups.items()))
         panel.md(" · ".join(parts), name="summary")
 
-    def _render_comparison(self, ctx, panel, key, other):
-        c = runs.compare_runs(ctx.dataset, key, other)
+    def _render_comparison(self, ctx, panel, run, other):
+        try:
+            c = run.compare(other)
+        except runs.RunNotFound:
+            return
         panel.md(c.describe(), name="comparison")
         for a, match in c.best_matches("a").items():
             line = panel.h_stack(f"cell_{a}", gap=2, align_y="center")
@@ -290,23 +446,29 @@ class ClustersPanel(foo.Panel):
             line.btn("show", label="Show", on_click=self.on_show_cell,
                      params={"a": a, "b": match["match"]})
 
-    def _render_chart(self, ctx, panel):
+    def _render_charts(self, ctx, panel, run):
+        """The chart of the chosen kind, when one was drawn of this run."""
+        kind = ctx.panel.state.chart or "scatter"
         line = panel.h_stack("charts", gap=2, align_y="center")
         kinds = types.DropdownView()
         for k in KINDS:
             kinds.add_choice(k, label=k)
-        line.enum("chart", list(KINDS),
-                  default=ctx.panel.state.chart or "scatter", label="Chart",
+        line.enum("chart", list(KINDS), default=kind, label="Chart",
                   view=kinds, on_change=self.on_change_chart)
-        line.btn("draw", label="Draw chart", on_click=self.on_draw_chart)
-        path = ctx.panel.state.chart_path
+        line.btn("plot", label=LABELS["plot_clustering_run"],
+                 on_click=self.on_plot)
+        path = saved_charts(run).get(kind)
         if path:
-            panel.str("chart_image",
+            panel.str(f"chart_{run.key}_{kind}",
                       default=f"/media?filepath={quote(path)}",
                       view=types.ImageView(width="100%"))
         elif ctx.panel.state.chart_error:
             panel.md(f"Chart failed: {ctx.panel.state.chart_error}",
-                     name="chart_error")
+                     name="chart_error_text")
+
+    def _render_rows(self, panel, rows):
+        for row in rows:
+            self._render_row(panel, row)
 
     def _render_row(self, panel, row):
         c = row["id"]
@@ -320,22 +482,27 @@ class ClustersPanel(foo.Panel):
                                      operator=self.on_show_cluster,
                                      params={"cluster": c}),
             )
-        title = f"Cluster {c}" if c >= 0 else "Noise"
-        if row["name"]:
-            title += f": {row['name']}"
-        parts = [f"**{title}**", f"{row['size']} images"]
-        if row["mean_dist"] is not None:
-            parts.append(f"mean distance {row['mean_dist']:.3f}")
-        if row["group"]:
-            parts.append(f"group: {row['group']}")
-        if row["tags"]:
-            parts.append("tags: " + ", ".join(
-                f"{t} ({n})" for t, n in sorted(row["tags"].items())))
-        text = " · ".join(parts)
-        if row["description"]:
-            text += f"  \n{row['description']}"
-        line.md(text, name="text")
+        line.md(_row_text(row), name="text")
         line.btn("show", label="Show", on_click=self.on_show_cluster,
                  params={"cluster": c})
-        line.btn("rename", label="Rename", on_click=self.on_rename_cluster,
-                 params={"cluster": c})
+        line.btn("name", label=LABELS["name_cluster"],
+                 on_click=self.on_name_cluster, params={"cluster": c})
+
+
+def _row_text(row):
+    c = row["id"]
+    title = f"Cluster {c}" if c >= 0 else "Noise"
+    if row["name"]:
+        title += f": {row['name']}"
+    parts = [f"**{title}**", f"{row['size']} images"]
+    if row["mean_dist"] is not None:
+        parts.append(f"mean distance {row['mean_dist']:.3f}")
+    if row["group"]:
+        parts.append(f"group: {row['group']}")
+    if row["tags"]:
+        parts.append("tags: " + ", ".join(
+            f"{t} ({n})" for t, n in sorted(row["tags"].items())))
+    text = " · ".join(parts)
+    if row["description"]:
+        text += f"  \n{row['description']}"
+    return text

@@ -10,12 +10,14 @@ import fiftyone.operators.types as types
 from ..algorithms.fitted import ASSIGNER
 from ..clustering import api
 from ..clustering.assign import samples_to_place
-from ..clustering.charts import KINDS, plot_run
+from ..clustering.charts import available_kinds, plot_run
 from ..storage import runs as stored
 from ..storage import schema
 from ..units import ParamError
+from . import app
 from .base import (
     ActionOperator,
+    failed_output,
     GeneratorOperator,
     long_run_config,
     quick_config,
@@ -38,6 +40,8 @@ def run_of_view(ctx):
 
 
 class GetClusteringRunInfo(ActionOperator):
+    words = {"run_key": "Run"}
+
     @property
     def config(self):
         return quick_config("get_clustering_run_info",
@@ -57,6 +61,9 @@ class GetClusteringRunInfo(ActionOperator):
                             for k, v in summary["timings"].items()]}
 
     def resolve_output(self, ctx):
+        failed = failed_output(ctx)
+        if failed is not None:
+            return failed
         outputs = types.Object()
         for name, label in (
             ("run_key", "Run key"),
@@ -108,7 +115,8 @@ class GetClusteringRunInfo(ActionOperator):
 
 
 class LoadClustersView(ActionOperator):
-    words = {"cluster": "Clusters"}
+    words = {"run_key": "Run", "cluster": "Clusters",
+             "include_noise": "Include noise"}
 
     @property
     def config(self):
@@ -139,6 +147,7 @@ class LoadClustersView(ActionOperator):
             cluster=chosen, include_noise=ctx.params.get("include_noise",
                                                          True))
         ctx.ops.set_view(view=view)
+        app.show_on_tiles(ctx, add=app.tile_fields(run))
         what = "all clusters" if chosen is None else (
             "the noise" if chosen < 0 else f"cluster {chosen}")
         ctx.ops.notify(f"Showing {what} of run '{key}'", variant="info")
@@ -152,7 +161,7 @@ class LoadClustersView(ActionOperator):
 
 
 class RenameClusteringRun(ActionOperator):
-    words = {"new_run_key": "New run key"}
+    words = {"run_key": "Run", "new_run_key": "New run key"}
 
     @property
     def config(self):
@@ -187,15 +196,22 @@ class RenameClusteringRun(ActionOperator):
     def act(self, ctx):
         key, new = ctx.params["run_key"], ctx.params["new_run_key"]
         on_screen = run_of_view(ctx) == key
+        fields_before = app.field_names(ctx.dataset)
         api.rename_run(ctx.dataset, key, new)
         if not ctx.delegated:
-            ctx.ops.reload_dataset()
+            run = api.load_run(ctx.dataset, new)
+            app.reload(ctx, ctx.dataset, fields_before,
+                       keep_filters=False)
+            app.show_colors(ctx, ctx.dataset)
             if on_screen:
                 # The view named the old fields; show the same under the new.
-                ctx.ops.set_view(
-                    view=api.load_run(ctx.dataset, new).clusters_view())
-            ctx.ops.notify(f"Renamed run '{key}' to '{new}'",
-                           variant="success")
+                ctx.ops.set_view(view=run.clusters_view())
+            app.show_on_tiles(ctx, add=app.tile_fields(run) if on_screen
+                              else (),
+                              remove=app.removed_fields(ctx.dataset,
+                                                        fields_before))
+            app.refresh_panels(ctx)
+            app.notify(ctx, f"Renamed run '{key}' to '{new}'")
         return {"run_key": new, "renamed_from": key}
 
     def __call__(self, sample_collection, run_key, new_run_key,
@@ -206,6 +222,8 @@ class RenameClusteringRun(ActionOperator):
 
 
 class DeleteClusteringRun(ActionOperator):
+    words = {"run_key": "Run"}
+
     @property
     def config(self):
         return quick_config("delete_clustering_run", "Delete clustering run",
@@ -227,20 +245,28 @@ class DeleteClusteringRun(ActionOperator):
     def act(self, ctx):
         key = ctx.params["run_key"]
         on_screen = run_of_view(ctx) == key
+        fields_before = app.field_names(ctx.dataset)
         api.delete_run(ctx.dataset, key)
         if not ctx.delegated:
-            ctx.ops.reload_dataset()
+            app.reload(ctx, ctx.dataset, fields_before,
+                       keep_filters=False)
+            app.show_colors(ctx, ctx.dataset)
             if on_screen:
                 # The view grouped by fields that no longer exist.
                 ctx.ops.clear_view()
-            ctx.ops.notify(f"Deleted run '{key}' and its fields",
-                           variant="success")
+            app.show_on_tiles(ctx, remove=app.removed_fields(
+                ctx.dataset, fields_before))
+            app.refresh_panels(ctx)
+            app.notify(ctx, f"Deleted run '{key}' and its fields")
         return {"deleted": key}
 
     def __call__(self, sample_collection, run_key, delegate=False,
                  delegation_target=None):
         return call(self, sample_collection, {"run_key": run_key}, delegate,
                     delegation_target).result
+
+
+NOTHING_TO_REPAIR = "Nothing to repair: every run is whole"
 
 
 class RepairClusteringRuns(ActionOperator):
@@ -258,17 +284,26 @@ class RepairClusteringRuns(ActionOperator):
                               view=types.View(label="Repair clustering runs"))
 
     def act(self, ctx):
+        fields_before = app.field_names(ctx.dataset)
         report = api.repair(ctx.dataset)
+        summary = (f"Repaired: {len(report)} change(s)" if report else
+                   NOTHING_TO_REPAIR)
         if not ctx.delegated:
-            ctx.ops.reload_dataset()
-            ctx.ops.notify(
-                f"Repaired: {len(report)} change(s)" if report else
-                "Nothing to repair: every run is whole", variant="success")
-        return {"report": report}
+            app.reload(ctx, ctx.dataset, fields_before,
+                       keep_filters=False)
+            app.show_colors(ctx, ctx.dataset)
+            app.refresh_panels(ctx)
+            app.notify(ctx, summary)
+        return {"summary": summary, "report": report}
 
     def resolve_output(self, ctx):
+        failed = failed_output(ctx)
+        if failed is not None:
+            return failed
         outputs = types.Object()
-        outputs.list("report", types.String(), label="What was done")
+        outputs.str("summary", label="Result")
+        if (ctx.results or {}).get("report"):
+            outputs.list("report", types.String(), label="What was done")
         return types.Property(outputs, view=types.View(label="Repair"))
 
     def __call__(self, sample_collection):
@@ -276,7 +311,8 @@ class RepairClusteringRuns(ActionOperator):
 
 
 class CompareClusteringRuns(ActionOperator):
-    words = {"run_b": "Run B", "show_cell": "Show the samples of one cell"}
+    words = {"run_key": "Run A", "run_a": "Run A", "run_b": "Run B",
+             "show_cell": "Show the samples of one cell"}
 
     @property
     def config(self):
@@ -324,6 +360,9 @@ class CompareClusteringRuns(ActionOperator):
                 "table": facts["table"]}
 
     def resolve_output(self, ctx):
+        failed = failed_output(ctx)
+        if failed is not None:
+            return failed
         outputs = types.Object()
         outputs.str("summary", label="Agreement")
         outputs.int("shared", label="Samples both runs clustered")
@@ -343,8 +382,25 @@ class CompareClusteringRuns(ActionOperator):
             "run_a": run_a, "run_b": run_b, "show_cell": show_cell}).result
 
 
+def assign_problem(run):
+    """Why the App cannot place new samples into ``run``, or ``None``."""
+    if run.patches_field:
+        return (f"Run '{run.key}' clustered objects; new objects cannot be "
+                "placed into it")
+    if not (run.results.get("fitted") or {}).get("file"):
+        return (f"Run '{run.key}' was computed before runs kept their fitted "
+                "stages; compute it again")
+    spec = run.config.get("embedder") or {}
+    if any(isinstance(v, str) and v.startswith("<")
+           for v in (spec.get("params") or {}).values()):
+        return (f"Run '{run.key}' embedded with a Python object, which the "
+                "App cannot load; place new samples from Python with "
+                "ic.assign_clusters and the same embedder")
+    return None
+
+
 class AssignClusters(GeneratorOperator):
-    words = {"assigner": "Assigner"}
+    words = {"run_key": "Run", "assigner": "Assigner", "embedder": "Run"}
 
     @property
     def config(self):
@@ -364,6 +420,14 @@ class AssignClusters(GeneratorOperator):
         }, ASSIGNER.default, "Assigner")
         if key is not None:
             run = api.load_run(ctx.dataset, key)
+            problem = assign_problem(run)
+            if problem:
+                prop = inputs.view("cannot", types.Error(
+                    label="This run cannot place new samples here",
+                    description=problem))
+                prop.invalid = True
+                return types.Property(inputs,
+                                      view=types.View(label="Assign clusters"))
             todo = len(samples_to_place(flat_samples(ctx.target_view()),
                                         run))
             inputs.view("todo", types.Notice(
@@ -374,17 +438,18 @@ class AssignClusters(GeneratorOperator):
 
     def run(self, ctx):
         key = ctx.params["run_key"]
+        fields_before = app.field_names(ctx.dataset)
         run = yield from run_with_progress(
             ctx, api.assign_clusters, samples=flat_samples(ctx.target_view()),
             run_key=key, assigner=ctx.params.get("assigner", "auto"))
         last = (run.results.get("assigned") or {}).get("last") or {}
         if not ctx.delegated:
-            # Samples only gained fields: the view (and its filters) stay.
-            yield ctx.trigger("reload_samples")
-        yield ctx.trigger("notify", {
-            "message": f"Placed {last.get('placed', 0):,} sample(s) into run "
-            f"'{key}' ({last.get('noise', 0):,} as noise)",
-            "variant": "success"})
+            # The view and the sidebar's filters stay.
+            yield from app.reload(ctx, ctx.dataset, fields_before)
+            yield from app.refresh_panels(ctx)
+        yield from app.notify(
+            ctx, f"Placed {last.get('placed', 0):,} sample(s) into run "
+            f"'{key}' ({last.get('noise', 0):,} as noise)")
 
     def __call__(self, sample_collection, run_key, assigner="auto",
                  delegate=False, delegation_target=None):
@@ -393,8 +458,16 @@ class AssignClusters(GeneratorOperator):
             delegation_target)
 
 
+CHART_LABELS = {
+    "scatter": "Scatter: the 2-D map, coloured by cluster",
+    "boundaries": "Boundaries: where new samples would be placed",
+    "montage": "Montage: the images nearest each centre",
+    "axes": "Axes: images along the principal components",
+}
+
+
 class PlotClusteringRun(ActionOperator):
-    words = {"kind": "Chart"}
+    words = {"run_key": "Run", "kind": "Chart"}
 
     @property
     def config(self):
@@ -403,17 +476,25 @@ class PlotClusteringRun(ActionOperator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        add_existing_run_input(ctx, inputs)
-        add_choice(inputs, "kind", {k: k for k in KINDS}, "scatter", "Chart")
+        key = add_existing_run_input(ctx, inputs)
+        if key is not None:
+            kinds = available_kinds(api.load_run(ctx.dataset, key))
+            add_choice(inputs, "kind", {k: CHART_LABELS[k] for k in kinds},
+                       kinds[0], "Chart")
         return types.Property(inputs,
                               view=types.View(label="Plot clustering run"))
 
     def act(self, ctx):
         path = plot_run(ctx.dataset, ctx.params["run_key"],
                         kind=ctx.params.get("kind", "scatter"))
+        if not ctx.delegated:
+            app.refresh_panels(ctx)
         return {"path": path}
 
     def resolve_output(self, ctx):
+        failed = failed_output(ctx)
+        if failed is not None:
+            return failed
         outputs = types.Object()
         path = (ctx.results or {}).get("path")
         if path:

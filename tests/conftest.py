@@ -205,3 +205,87 @@ def zygote(tmp_path_factory):
     z = Zygote(str(tmp_path_factory.mktemp("zygote")))
     yield z
     z.close()
+
+
+# -- the real App in Chromium (see app_ui.py) ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def app_server(request):
+    """One real App server process per test module (it takes ~20 s to
+    start): its base URL. Its log is kept in test-artifacts/."""
+    import fiftyone as fo
+
+    import app_ui
+
+    # The database is started by this process, so that it outlives the
+    # server: FiftyOne stops the database with the process that started it.
+    fo.list_datasets()
+    name = request.module.__name__.rsplit(".", 1)[-1]
+    server, url = app_ui.start_app_server(
+        os.path.join(app_ui.ARTIFACTS, f"{name}-server.log"),
+        env={"OPENAI_API_KEY": "sk-test-key"})
+    yield url
+    app_ui.stop_app_server(server)
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """One headless Chromium per test module."""
+    from playwright.sync_api import sync_playwright
+
+    import app_ui
+
+    playwright = sync_playwright().start()
+    browser = playwright.chromium.launch(executable_path=app_ui.CHROMIUM,
+                                         args=app_ui.BROWSER_ARGS)
+    yield browser
+    browser.close()
+    playwright.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
+@pytest.fixture
+def page(chromium, request):
+    """A fresh browser context and page for each test; a failing test
+    leaves a screenshot of what the page showed in test-artifacts/."""
+    import app_ui
+
+    context = chromium.new_context(viewport={"width": 1400, "height": 900})
+    app_ui.quiet_app(context)
+    page = context.new_page()
+    yield page
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        app_ui.shot(page, f"FAILED-{request.node.name}.png")
+    context.close()
+
+
+@pytest.fixture
+def grey_images(tmp_path, request):
+    """Makes persistent datasets of noisy grey images
+    (``grey_images(n=60, levels=(30, 128, 225))``) that the App server can
+    open, and deletes them afterwards."""
+    import app_ui
+
+    made = []
+
+    def make(n=60, levels=(30, 128, 225)):
+        test = "".join(c if c.isalnum() else "-"
+                       for c in request.node.name[5:45])
+        name = f"ui-{test}-{len(made)}-{os.getpid()}"
+        dataset = app_ui.grey_dataset(name, str(tmp_path / str(len(made))),
+                                      n=n, levels=levels)
+        made.append(dataset)
+        return dataset
+
+    yield make
+    for dataset in made:
+        if not dataset.deleted:
+            dataset.delete()

@@ -260,8 +260,10 @@ def test_a_failing_immediate_run_ends_its_progress_and_says_why(two_groups):
         "embedder_pixels__size": 8, "seed": -4})
     notes = _requests(result, "notify")
     assert notes and notes[-1]["params"]["variant"] == "error"
-    # named as the form labels it
-    assert "'Random seed'" in notes[-1]["params"]["message"]
+    # the field to change named as the form labels it
+    assert notes[-1]["params"]["message"] == (
+        "Compute clusters failed: Random seed: must be an integer ≥ 0 and "
+        "≤ 4294967295, got -4")
     progress = _requests(result, "set_progress")
     # the App's progress bar takes only its own variants: none is sent
     assert "variant" not in progress[-1]["params"]

@@ -321,3 +321,26 @@ def test_progress_true_draws_a_bar(two_groups, capsys):
     )
     err = capsys.readouterr().err
     assert "embedded 24 of 24" in err and "100% done" in err
+
+
+def test_umap_reports_its_epochs_and_the_bar_is_shared_by_cost(two_groups):
+    """The bar moves inside UMAP's layout, about 50 times whatever the time
+    an epoch takes; with the embeddings cached, the stages after embedding
+    fill the whole bar in proportion to their cost, so UMAP's layout is
+    not one frozen step."""
+    ic.compute_clusters(two_groups, "warm", embedder=PIXELS8,
+                        reducer="none", method="kmeans", n_clusters=2,
+                        map="none")
+    seen = []
+    ic.compute_clusters(two_groups, "p", embedder=PIXELS8,
+                        reducer=[{"name": "umap", "n_epochs": 200}],
+                        method="kmeans", n_clusters=2, map="none",
+                        progress=lambda f, m: seen.append((f, m)))
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions)
+    epochs = [(f, m) for f, m in seen if m.startswith("UMAP: epoch")]
+    assert 40 <= len(epochs) <= 60
+    assert epochs[-1][1] == "UMAP: epoch 200 of 200"
+    # UMAP is most of the cost here (4 of 6 parts, its layout 70% of
+    # that): its epochs move the bar across more than 40% of it.
+    assert epochs[-1][0] - epochs[0][0] > 0.4
