@@ -49,6 +49,7 @@ else:
     from .clustering.api import (  # noqa: F401
         RunNotFound,
         assign_clusters,
+        carry_over,
         compare_runs,
         delete_run,
         estimate_labelling,

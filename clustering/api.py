@@ -149,6 +149,15 @@ def compare_runs(samples, key_a, key_b):
     return load_run(samples, key_a).compare(key_b)
 
 
+def carry_over(samples, from_key, to_key):
+    """Carries the names, groups and rejected merges of run ``from_key``
+    onto the clusters of run ``to_key`` by member overlap; returns the
+    report (``carried``, ``split``, ``merged``, ``dropped`` and ``lines``,
+    one sentence per cluster)."""
+    _, report = load_run(samples, to_key).carry_from(from_key)
+    return report
+
+
 def tag_clusters(samples, run_key, clusters, tags, remove=False):
     """Tags (or untags) every sample of ``clusters``; returns how many."""
     return load_run(samples, run_key).tag(clusters, tags, remove=remove)

@@ -18,9 +18,11 @@ A run whose noise policy is ``assign`` keeps no noise: a new sample the
 assigner calls noise goes to the nearest cluster centre instead.
 
 A sample is placed at every layer of the run's tree: the assigner gives
-its finest cluster, and its clusters above follow. A sample farther from
-its finest cluster's centre than one and a half times the farthest of that
-cluster's own members (:data:`~.hierarchy.FIT_MARGIN`) *does not fit*: it gets cluster −1 and ``misfit=True`` rather than being forced in.
+its finest cluster, and its clusters above follow. In a hierarchy, a
+sample farther from its finest cluster's centre than one and a half times
+the farthest of that cluster's own members (:data:`~.hierarchy.FIT_MARGIN`)
+*does not fit*: it gets cluster −1 and ``misfit=True`` rather than being
+forced in.
 
 The samples get the same fields as the run's own, plus ``assigned=True``.
 The run's cluster sizes and statistics stay those of the fit; its results
@@ -184,7 +186,10 @@ def _without_noise(run, X, leaf):
 
 def _misfits(run, state, X, leaf):
     """Whether each sample lies farther from its finest cluster's centre
-    than most of that cluster's members."""
+    than that cluster's members do. Only a hierarchy marks misfits: a flat
+    run's own assigner and noise policy decide, as they did at its fit."""
+    if not run.results.get("hierarchy"):
+        return np.zeros(len(leaf), dtype=bool)
     records = hierarchy.node_records_of(run)
     limits = fit_distances(run, state, records)
     centres = node_centres(records, run.tree.n_nodes, X.shape[1])
@@ -214,13 +219,13 @@ def _fields_to_write(run, state, placed):
     size = np.array([sizes.get(int(c), run.metrics["n_noise"])
                      for c in labels], dtype=np.int64)
     values = {"cluster": labels, "dist": dist, "sim": sim, "size": size,
-              "assigned": np.ones(len(labels), dtype=bool),
-              "misfit": placed.misfit}
+              "assigned": np.ones(len(labels), dtype=bool)}
     if placed.prob is not None and "prob" in run.fields:
         values["prob"] = placed.prob
     if "map" in run.fields:
         values["map"] = list(_map_positions(run, state, placed.X))
     if run.results.get("hierarchy"):
+        values["misfit"] = placed.misfit
         for i in range(placed.tree.n_layers):
             values[schema.layer_suffix(i)] = placed.layer_labels(i)
     return [Column(s, schema.owned_path(run.config, s), v)

@@ -6,13 +6,20 @@ to the cluster of the new run whose members overlap most with its own,
 measured on the samples both runs clustered (Jaccard: shared over
 either). A match of at least :data:`MATCH` carries the decision. An old
 cluster whose members went to several new clusters, each mostly inside it,
-was *split*; several old clusters matched to one new cluster were
-*merged*; an old cluster with no match was *dropped*. The report says
-which, cluster by cluster.
+was *split*; one whose members mostly went into a new cluster much larger
+than itself, or several old clusters matched to one new cluster, were
+*merged*; an old cluster with neither was *dropped*. A decision is carried
+only by a match: the name of a part does not name the whole. The report
+says which, cluster by cluster.
+
+Tags are not carried: they are on the samples themselves, so a re-run
+never loses them.
 """
 
 import numpy as np
 
+from ..storage import schema
+from ..storage.transaction import Column
 from ..units import ParamError
 from . import hierarchy
 
@@ -94,10 +101,13 @@ def match(old, new_ids, new_leaf, new_tree):
                 overlap >= PIECE * np.maximum(new_sizes, 1)))
                 for a in new_tree.ancestors(n)[1:])]
         if best >= 0 and jaccard[best] >= MATCH:
-            out[node] = (best, float(jaccard[best]), pieces)
-        else:
-            out[node] = (None, float(jaccard[best]) if best >= 0 else 0.0,
-                         pieces)
+            out[node] = (best, float(jaccard[best]), pieces, None)
+            continue
+        holder = int(np.argmax(np.where(overlap >= PIECE * size, -new_sizes,
+                                        np.iinfo(np.int64).min)))
+        contained = bool(size) and overlap[holder] >= PIECE * size
+        out[node] = (None, float(jaccard[best]) if best >= 0 else 0.0,
+                     pieces, holder if contained else None)
     return out
 
 
@@ -151,6 +161,7 @@ def carry(old, new_ids, new_leaf, new_tree, names=None, groups=None,
         if len(pair) == 2 and pair not in rejected:
             rejected.append(pair)
     _note_merges(report, to)
+    report["lines"] = describe(report)
     return names, groups, rejected, report
 
 
@@ -159,9 +170,12 @@ def _rounded(matched, node):
 
 
 def _lost(report, node, matched, name):
-    pieces = matched.get(node, (None, 0.0, []))[2]
+    _, _, pieces, holder = matched.get(node, (None, 0.0, [], None))
     if len(pieces) > 1:
         report["split"].append({"from": node, "into": pieces, "name": name})
+    elif holder is not None:
+        report["merged"].append({"from": [node], "into": holder,
+                                 "name": name})
     else:
         report["dropped"].append({"from": node, "name": name,
                                   "best_overlap": _rounded(matched, node)
@@ -173,14 +187,65 @@ def _note_merges(report, to):
     for node, target in to.items():
         if target is not None:
             into.setdefault(target, []).append(node)
-    report["merged"] = [{"from": sorted(nodes), "into": target}
-                        for target, nodes in sorted(into.items())
-                        if len(nodes) > 1]
+    report["merged"] += [{"from": sorted(nodes), "into": target}
+                         for target, nodes in sorted(into.items())
+                         if len(nodes) > 1]
+
+
+def decided_results(results, names, groups, rejected, report):
+    """The new run's results with the carried decisions and the report."""
+    out = {**results, "names": names, "groups": groups,
+           "carried": report}
+    if rejected:
+        out["rejected_merges"] = sorted(rejected)
+    return out
+
+
+def decided_values(names, groups, tree, labels):
+    """``{suffix: values}``: the ``label`` and ``group`` of each sample of
+    cluster ``labels`` (node ids, −1 noise, ``None`` for samples the run
+    could not embed), for the suffixes that hold something."""
+    known = np.array([c is not None for c in labels], dtype=bool)
+    nodes = np.array([-1 if c is None else int(c) for c in labels],
+                     dtype=np.int64)
+    out = {}
+    if names:
+        out["label"] = [v if k else None for v, k in zip(
+            hierarchy.names_per_sample(names, nodes), known)]
+    if groups:
+        out["group"] = [v if k else None for v, k in zip(
+            hierarchy.groups_per_sample(groups, tree, nodes), known)]
+    return out
+
+
+def carry_over(old_run, new_run, progress=None):
+    """Carries the decisions of ``old_run`` onto the stored ``new_run``, in
+    one transaction; returns ``(updated run, report)``."""
+    if old_run.key == new_run.key:
+        raise ParamError("carry_from: a run cannot carry decisions onto "
+                         "itself", "carry_from")
+    old = Decisions.of_run(old_run)
+    new = Decisions.of_run(new_run)
+    names, groups, rejected, report = carry(
+        old, new.ids, new.leaf, new.tree, new_run.names, new_run.groups,
+        new.rejected)
+    members = new_run.members()
+    values = decided_values(names, groups, new.tree, members["cluster"])
+    columns = [Column(suffix, schema.owned_path(new_run.config, suffix), v)
+               for suffix, v in values.items()]
+    results = decided_results(new_run.results, names, groups, rejected,
+                              report)
+    updated = new_run.amend(members["id"], columns, results, replace=True,
+                            progress=progress)
+    return updated, report
 
 
 def describe(report):
     """The report as sentences, one per cluster."""
-    lines = []
+    lines = [f"from run '{report['from']}': {len(report['carried'])} "
+             f"carried, {len(report['split'])} split, "
+             f"{len(report['merged'])} merged, {len(report['dropped'])} "
+             "dropped"]
     for c in report["carried"]:
         lines.append(f"cluster {c['from']} -> {c['to']} ('{c['name']}', "
                      f"{c['overlap']:.0%} overlap)")
@@ -188,8 +253,12 @@ def describe(report):
         lines.append(f"cluster {s['from']} ('{s['name']}') split into "
                      + ", ".join(map(str, s["into"])) + ": not carried")
     for m in report["merged"]:
-        lines.append("clusters " + ", ".join(map(str, m["from"]))
-                     + f" merged into {m['into']}")
+        if len(m["from"]) > 1:
+            lines.append("clusters " + ", ".join(map(str, m["from"]))
+                         + f" merged into {m['into']}")
+        else:
+            lines.append(f"cluster {m['from'][0]} ('{m['name']}') merged "
+                         f"into the larger {m['into']}: not carried")
     for d in report["dropped"]:
         lines.append(f"cluster {d['from']} ('{d['name']}') has no match "
                      f"(best overlap {d['best_overlap']:.0%}): dropped")

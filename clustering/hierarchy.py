@@ -75,7 +75,8 @@ def build(labels, clusterer):
     default = min(int(getattr(clusterer, "default_layer_", 0) or 0),
                   tree.n_layers - 1)
     tree, new_id = tree.renumbered(tree.layers[default])
-    leaf = np.where(leaf >= 0, new_id[np.maximum(leaf, 0)], -1)
+    if len(new_id):
+        leaf = np.where(leaf >= 0, new_id[np.maximum(leaf, 0)], -1)
     clustered = labels >= 0
     found, rows = np.unique(labels[clustered], return_index=True)
     mapping = dict(zip(found.tolist(),
@@ -235,6 +236,43 @@ def node_records_of(run):
             for c in run.clusters}
 
 
+def node_members(run, nodes, extra=None):
+    """``(members, rows)``: the run's members (:meth:`members`) and, per
+    node of ``nodes`` (any layer; −1 the noise), the indices of its
+    members with each one's distance to the node's centre."""
+    members = run.members(extra=extra)
+    cluster = members["cluster"]
+    cut = set(cut_of(run)) | {-1}
+    rows = {}
+    for node in nodes:
+        if node in cut:
+            idx = [i for i, c in enumerate(cluster) if c == node]
+            rows[node] = (idx, [members["dist"][i] for i in idx])
+    deeper = [n for n in nodes if n not in rows]
+    if deeper:
+        rows.update(_layer_members(run, deeper, members["id"]))
+    return members, rows
+
+
+def _layer_members(run, nodes, member_ids):
+    """Per node of a layer other than the cut: member indices and
+    distances, from the run's ``layers`` attachment."""
+    check_layered(run)
+    tree = tree_of(run)
+    data = read_layers_attachment(run.attachment("layers"))
+    at = {sid: r for r, sid in enumerate(data["ids"].tolist())}
+    index = np.array([i for i, sid in enumerate(member_ids) if sid in at],
+                     dtype=np.int64)
+    row = np.array([at[member_ids[i]] for i in index], dtype=np.int64)
+    leaf = data["leaf"][row] if len(row) else np.zeros(0, np.int64)
+    out = {}
+    for node in nodes:
+        inside = np.isin(leaf, tree.leaves_under(node))
+        dist = data["dist"][row[inside], tree.first_layer[node]]
+        out[node] = (index[inside].tolist(), dist.astype(float).tolist())
+    return out
+
+
 def check_layered(run):
     from ..units import ParamError
 
@@ -262,20 +300,22 @@ def cut_fields(run, tree, cut, data):
     size = np.where(member, sizes[np.maximum(labels, 0)],
                     int((~member & fit).sum()))
     return {"cluster": labels, "dist": dist, "sim": sim, "size": size,
-            "label": _per_node(labels, run.names, "name"),
-            "group": _group_per_sample(run, tree, labels)}, sizes
+            "label": names_per_sample(run.names, labels),
+            "group": groups_per_sample(run.groups, tree, labels)}, sizes
 
 
-def _per_node(labels, names, key):
-    lookup = {int(k): v.get(key) for k, v in names.items()}
+def names_per_sample(names, labels):
+    """The name of each sample's cluster (``labels``: node ids, −1
+    noise)."""
+    lookup = {int(k): v.get("name") for k, v in names.items()}
     return [lookup.get(int(c)) if c >= 0 else lookup.get(-1)
             for c in labels]
 
 
-def _group_per_sample(run, tree, labels):
+def groups_per_sample(groups, tree, labels):
     """The group of each sample: that of its cluster, or of the nearest
     node above it that is in a group."""
-    group_of = {c: g for g, members in run.groups.items() for c in members}
+    group_of = {c: g for g, members in groups.items() for c in members}
     out = {}
     for node in np.unique(labels[labels >= 0]):
         out[int(node)] = next((group_of[a] for a in tree.ancestors(node)

@@ -24,7 +24,7 @@ from ..storage.transaction import Column
 from ..support import Reporter, Timings, library_versions, plugin_version
 from ..support import to_json
 from ..units import ParamError
-from . import api, hierarchy, presentation
+from . import api, carry, hierarchy, presentation
 from .embed import (
     check_embeddings_field,
     embed_samples,
@@ -64,6 +64,9 @@ def plan_run(samples, run_key, spec):
         suffixes.append("map")
     if spec.noise_share is not None:
         suffixes.append("reassigned")
+    carry_from = _carry_source(dataset, run_key, spec)
+    if carry_from:
+        suffixes += ["label", "group"]
     names = schema.field_names(prefix, suffixes, labels_path)
     expect = stored_runs.check_new_run(dataset, run_key, list(names.values()),
                                        spec.overwrite, schema.RUN_KIND)
@@ -74,7 +77,21 @@ def plan_run(samples, run_key, spec):
     return RunPlan(samples=samples, key=run_key, spec=spec, prefix=prefix,
                    labels_path=labels_path, embeddings_field=embeddings_field,
                    truth_path=truth_path, brain_key=brain_key, expect=expect,
+                   carry_from=carry_from,
                    executor=get_executor(spec.executor, spec.ray_address))
+
+
+def _carry_source(dataset, run_key, spec):
+    """The run whose decisions the new run takes: the one asked for, else
+    the one it overwrites."""
+    runs = stored_runs.records_of(dataset, (schema.RUN_KIND,))
+    if spec.carry_from is not None:
+        if spec.carry_from not in runs:
+            raise ParamError(
+                f"carry_from: dataset '{dataset.name}' has no clustering run "
+                f"'{spec.carry_from}'", "carry_from")
+        return spec.carry_from
+    return run_key if spec.overwrite and run_key in runs else None
 
 
 def _truth_path(samples, gt_field, labels_path):
@@ -174,7 +191,10 @@ def run_plan(plan, progress=None):
     if nodes is not None:
         results["hierarchy"] = hierarchy.record(hier, nodes)
         columns += layer_columns(plan, hier)
-        config["fields"].update({c.suffix: c.path for c in columns})
+    if plan.carry_from:
+        results, carried = carry_stage(plan, emb.ids, hier, results)
+        columns += carried
+    config["fields"].update({c.suffix: c.path for c in columns})
     start = bar["write"][0]
     report(start, "writing fields")
     run = api.store_run(plan, config, results, emb, columns, attachments,
@@ -282,6 +302,28 @@ def measure_stage(X, hier, clusterer, spec):
                                density=clusterer.density,
                                stats=clusterer.stats_)
     return labels, geo, metrics
+
+
+def carry_stage(plan, ids, hier, results):
+    """``(results, columns)``: the new run's results and its ``label`` and
+    ``group`` columns with the decisions of ``plan.carry_from`` carried
+    onto its clusters (:mod:`.carry`)."""
+    try:
+        old = carry.Decisions.of_run(api.load_run(plan.samples,
+                                                  plan.carry_from))
+    except api.RunNotFound:  # deleted while this run was computed
+        return results, []
+    if old.empty:
+        return results, []
+    names, groups, rejected, report = carry.carry(old, ids, hier.leaf,
+                                                  hier.tree)
+    values = carry.decided_values(names, groups, hier.tree,
+                                  hier.labels().tolist())
+    columns = [Column(suffix, schema.field_path(plan.prefix, suffix,
+                                                plan.labels_path), v)
+               for suffix, v in values.items()]
+    return carry.decided_results(results, names, groups, rejected,
+                                 report), columns
 
 
 def layer_columns(plan, hier):

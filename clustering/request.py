@@ -82,13 +82,17 @@ EMBEDDINGS_FIELD = Param("embeddings_field", "str", None,
                          "Cluster the vectors of this existing field (no "
                          "model runs); with an embedder, where its vectors "
                          "are cached")
+CARRY_FROM = Param("carry_from", "str", None,
+                   "Carry the names, groups and rejected merges of this run "
+                   "onto the new run's clusters, by member overlap "
+                   "(default: those of the run this one overwrites)")
 OVERWRITE = Param("overwrite", "bool", False,
                   "Replace an existing run of the same key (the old run "
                   "stays until the new one is complete)")
 
 #: The run's own parameters, beside those of its units.
 RUN_PARAMS = (PRESET, EMBEDDINGS_FIELD, NORMALIZE, NOISE, MAX_NOISE, SEED,
-              MAP, GT_FIELD, PATCHES_FIELD, FIELD_PREFIX, OVERWRITE,
+              MAP, GT_FIELD, PATCHES_FIELD, FIELD_PREFIX, OVERWRITE, CARRY_FROM,
               NUM_WORKERS, BATCH_SIZE, DECODE, EXECUTOR, RAY_ADDRESS)
 
 
@@ -105,6 +109,8 @@ class RunSpec:
         noise, max_noise: what becomes of noise (``max_noise`` is the
             share left, ``None`` for as the method leaves it)
         seed, map, gt_field, patches_field, field_prefix, overwrite
+        carry_from: the run whose decisions are carried over (``None``:
+            the run overwritten, if any)
         num_workers, batch_size, decode: how images are decoded
         executor, ray_address: where images are embedded
     """
@@ -158,7 +164,7 @@ def resolve_request(preset=None, embedder=None, reducer=None, method=None,
                     embeddings_field=None, normalize=None, seed=None,
                     noise=None, max_noise=None, map=None, gt_field=None,
                     patches_field=None, field_prefix=None, overwrite=None,
-                    num_workers=None, batch_size=None, decode=None,
+                    carry_from=None, num_workers=None, batch_size=None, decode=None,
                     executor=None, ray_address=None, **method_params):
     """One complete, validated :class:`RunSpec` from a preset and what the
     user said (see the module for the rules). Raises
@@ -198,6 +204,7 @@ def resolve_request(preset=None, embedder=None, reducer=None, method=None,
         patches_field=PATCHES_FIELD.clean(caller, patches_field or None),
         field_prefix=_field_prefix(field_prefix),
         overwrite=OVERWRITE.clean(caller, bool(overwrite)),
+        carry_from=CARRY_FROM.clean(caller, carry_from or None),
         num_workers=NUM_WORKERS.clean(caller, num_workers),
         batch_size=BATCH_SIZE.clean(caller, batch_size),
         decode=DECODE.clean(caller, decode or DECODE.default),

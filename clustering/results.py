@@ -13,7 +13,7 @@ from ..labeling import naming
 from ..storage import schema
 from ..storage.runs import StoredRun
 from ..units import ParamError
-from . import hierarchy, presentation
+from . import carry, hierarchy, presentation
 from .assign import place_samples
 from .compare import compare
 from .summary import run_summary
@@ -318,6 +318,12 @@ class ClusterRun(StoredRun):
         (cluster,) = self.check_nodes([cluster], "cluster")
         return records[cluster]
 
+    def node_members(self, nodes, extra=None):
+        """``(members, rows)``: :meth:`members`, and per node of ``nodes``
+        (of any layer) the indices of its members and their distances to
+        its centre."""
+        return hierarchy.node_members(self, nodes, extra=extra)
+
     def check_nodes(self, clusters, param="clusters"):
         """``clusters`` as ints, each a node of the run's tree (or −1, the
         noise)."""
@@ -408,6 +414,14 @@ class ClusterRun(StoredRun):
             pairs.append(sorted(clusters))
         results = {**self.results, "rejected_merges": sorted(pairs)}
         return self.amend([], [], results)
+
+    def carry_from(self, other_key, progress=None):
+        """Carries the names, groups and rejected merges of run
+        ``other_key`` onto this run's clusters by member overlap (see
+        :mod:`.carry`); returns ``(updated run, report)``: the report lists
+        what was carried, split, merged and dropped."""
+        other = type(self).load(self._dataset, other_key)
+        return carry.carry_over(other, self, progress=progress)
 
     def assign(self, samples, assigner="auto", **kwargs):
         """Places ``samples`` the run has not seen into its clusters (see

@@ -31,6 +31,15 @@ PROMPT = (
     'Answer with JSON only: {"name": "...", "description": "..."}.'
 )
 
+TELL_APART = (
+    "An unsupervised clustering algorithm made the {n} groups of images "
+    "below, and they came back with nearly the same name ({names}). Give "
+    "each group a short name (at most 4 words) that tells it apart from the "
+    "others, and a one-sentence description. Answer with JSON only: "
+    '{{"groups": [{{"name": "...", "description": "..."}}, ...]}}, one '
+    "entry per group, in their order."
+)
+
 DEFAULT_VOCABULARY = (
     "person", "face", "crowd", "child", "hand", "dog", "cat", "bird", "horse",
     "cow", "sheep", "fish", "insect", "animal", "car", "truck", "bus",
@@ -58,13 +67,21 @@ class Namer(Unit):
         name is reused only for the same fingerprint and images."""
         raise NotImplementedError
 
-    def name_cluster(self, images, neighbours=()):
+    def name_cluster(self, images, neighbours=(), children=()):
         """``{"name", "description", ...}`` for one cluster.
 
         Args:
             images: file paths of the cluster's representative images
             neighbours: names of nearby clusters, to tell them apart
+            children: names of the clusters this one joins (a parent in a
+                hierarchy is named after its children)
         """
+        raise NotImplementedError
+
+    def tell_apart(self, groups, names):
+        """One ``{"name", "description", ...}`` per group of images
+        (``groups``: lists of file paths) whose ``names`` came back nearly
+        the same, each name telling its group apart from the others."""
         raise NotImplementedError
 
 
@@ -125,23 +142,40 @@ class OpenAINamer(Namer):
         """Opens the client once for a whole labelling."""
         self._open = self._client()
 
-    def name_cluster(self, images, neighbours=()):
+    def name_cluster(self, images, neighbours=(), children=()):
         text = self.params["prompt"]
+        if children:
+            text += (" The group joins smaller groups named: "
+                     + "; ".join(children)
+                     + ". Name what they have in common.")
         if neighbours and self.params["neighbours"]:
             text += (" Nearby groups are already named: "
                      + "; ".join(neighbours)
                      + ". Choose a name that tells this group apart.")
-        content = [{"type": "text", "text": text}]
-        for path in images:
-            content.append({"type": "image_url", "image_url": {
-                "url": jpeg_data_url(path, self.params["max_side"])}})
+        return parse_reply(self._ask([{"type": "text", "text": text},
+                                      *self._images(images)]))
+
+    def tell_apart(self, groups, names):
+        content = [{"type": "text", "text": TELL_APART.format(
+            n=len(groups), names="; ".join(names))}]
+        for i, images in enumerate(groups, 1):
+            content.append({"type": "text", "text": f"Group {i}:"})
+            content += self._images(images)
+        return parse_groups_reply(self._ask(content), len(groups))
+
+    def _images(self, paths):
+        return [{"type": "image_url", "image_url": {
+            "url": jpeg_data_url(path, self.params["max_side"])}}
+            for path in paths]
+
+    def _ask(self, content):
         client = getattr(self, "_open", None) or self._client()
         reply = client.chat.completions.create(
             model=self.params["model"],
             messages=[{"role": "user", "content": content}],
             temperature=0,
         )
-        return parse_reply(reply.choices[0].message.content or "")
+        return reply.choices[0].message.content or ""
 
 
 def jpeg_data_url(path, max_side):
@@ -197,6 +231,27 @@ def parse_reply(text):
         raise ValueError("the model's reply gives no name: "
                          f"{_quoted(text)}")
     return {"name": _short(first), "description": " ".join(lines[1:])}
+
+
+def parse_groups_reply(text, n):
+    """``n`` answers from a reply to :data:`TELL_APART`: a JSON object
+    whose ``groups`` list holds one ``{"name", "description"}`` per group
+    (or the list itself). Anything else raises ``ValueError`` with the
+    reply quoted."""
+    for candidate in [text.strip()] + re.findall(r"[\[{].*[\]}]", text,
+                                                 re.S):
+        try:
+            data = json.loads(candidate)
+        except (json.JSONDecodeError, TypeError):
+            continue
+        entries = data.get("groups") if isinstance(data, dict) else data
+        if isinstance(entries, list) and len(entries) == n and all(
+                isinstance(e, dict) and e.get("name") for e in entries):
+            return [{"name": _short(str(e["name"])),
+                     "description": str(e.get("description") or "").strip()}
+                    for e in entries]
+    raise ValueError(f"the model's reply does not name the {n} groups: "
+                     f"{_quoted(text)}")
 
 
 def _quoted(text, limit=120):
@@ -260,7 +315,25 @@ class ZeroShotNamer(Namer):
         self._scale = float(getattr(model, "logit_scale", torch.tensor(
             4.6052)).exp().item())
 
-    def name_cluster(self, images, neighbours=()):
+    def name_cluster(self, images, neighbours=(), children=()):
+        scores = self._scores(images)
+        return self._answer(scores, scores)
+
+    def tell_apart(self, groups, names):
+        """Each group is named by the concept most particular to it: its
+        score less the best score of the other groups."""
+        import numpy as np
+
+        scores = np.stack([self._scores(images) for images in groups])
+        out = []
+        for i, own in enumerate(scores):
+            others = np.delete(scores, i, axis=0).max(axis=0)
+            out.append(self._answer(own, own - others))
+        return out
+
+    def _scores(self, images):
+        """The probability of every concept for the images' mean
+        feature."""
         import numpy as np
         import torch
 
@@ -273,11 +346,18 @@ class ZeroShotNamer(Namer):
         image = torch.nn.functional.normalize(
             torch.from_numpy(np.asarray(rows)).float(), dim=-1).mean(0)
         image = torch.nn.functional.normalize(image, dim=-1)
-        scores = torch.softmax(self._scale * self._text.cpu() @ image, 0)
-        top = torch.topk(scores, min(self.params["top"], len(scores)))
+        return torch.softmax(self._scale * self._text.cpu() @ image,
+                             0).numpy()
+
+    def _answer(self, scores, rank_by):
+        """The name and description of the concepts ranked by
+        ``rank_by``, each shown with its score."""
+        import numpy as np
+
+        order = np.argsort(-rank_by, kind="stable")[:self.params["top"]]
         concepts = self.concepts()
-        ranked = [{"concept": concepts[i], "score": round(float(s), 4)}
-                  for s, i in zip(top.values, top.indices)]
+        ranked = [{"concept": concepts[i], "score": round(float(scores[i]), 4)}
+                  for i in order]
         return {"name": ranked[0]["concept"],
                 "description": "Looks like: " + ", ".join(
                     f"{r['concept']} ({r['score']:.0%})" for r in ranked),

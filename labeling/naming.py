@@ -15,6 +15,7 @@ names already obtained are kept.
 import hashlib
 import json
 import logging
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -41,23 +42,37 @@ INCLUDE_NOISE = Param("include_noise", "bool", False,
 FORCE = Param("force", "bool", False,
               "Ask again for clusters already named, even when their images "
               "have not changed")
-LABEL_PARAMS = (PER_CLUSTER, MAX_REQUESTS, MAX_IMAGES, INCLUDE_NOISE, FORCE)
+LAYER = Param("layer", "int", None,
+              "Name the clusters of this layer (0 is the finest; default: "
+              "the current cut)", min=0)
+TELL_APART = Param("tell_apart", "bool", True,
+                   "Ask again, in one request, for sibling clusters whose "
+                   "names came back nearly the same, to tell them apart")
+LABEL_PARAMS = (PER_CLUSTER, MAX_REQUESTS, MAX_IMAGES, INCLUDE_NOISE, FORCE,
+                LAYER, TELL_APART)
+# Siblings told apart in one request: at most this many, with this many
+# images each.
+TELL_APART_CLUSTERS = 6
+TELL_APART_IMAGES = 4
+# Words that say nothing about what a group holds, left out when names are
+# compared.
+FILLER = {"a", "an", "the", "of", "and", "with", "image", "images", "photo",
+          "photos", "picture", "pictures", "group"}
 
 
 def choose_images(run, per_cluster, clusters):
-    """``{cluster: [(id, filepath), ...]}``: per cluster, the members nearest
-    its centre and as many spread across it."""
+    """``{cluster: [(id, filepath), ...]}``: per cluster (a node of any
+    layer), the members nearest its centre and as many spread across
+    it."""
     extra = {"map": run.fields["map"]} if "map" in run.fields else {}
-    m = run.members(extra=extra)
-    by_cluster = {}
-    for i, c in enumerate(m["cluster"]):
-        if c is not None and c in clusters:
-            by_cluster.setdefault(c, []).append(i)
+    m, rows_of = run.node_members(sorted(clusters), extra=extra)
     near = (per_cluster + 1) // 2
     out = {}
-    for c, rows in by_cluster.items():
-        dists = np.array([m["dist"][i] if m["dist"][i] is not None else 0.0
-                          for i in rows])
+    for c, (rows, dists) in rows_of.items():
+        if not rows:
+            continue
+        dists = np.array([d if d is not None and d == d else 0.0
+                          for d in dists])
         order = [rows[j] for j in np.argsort(dists, kind="stable")]
         chosen = order[:near]
         rest = order[near:]
@@ -99,27 +114,57 @@ def farthest_points(xy, seeds, k):
     return picked
 
 
-def _cache_key(namer, images):
+def _cache_key(namer, images, children=()):
     basis = {"namer": namer.fingerprint(),
              "images": [(i, file_identity(p)) for i, p in images]}
+    if children:
+        basis["children"] = sorted(children)
     return hashlib.sha1(json.dumps(basis, sort_keys=True,
                                    default=str).encode()).hexdigest()[:20]
 
 
+def wanted_clusters(run, clusters=None, layer=None, include_noise=False):
+    """The clusters a labelling names: ``clusters`` (nodes of any layer),
+    else the nodes of ``layer``, else the current cut; and the noise when
+    asked."""
+    if clusters is not None and layer is not None:
+        raise ParamError("layer: give clusters or a layer, not both",
+                         "layer")
+    if clusters is not None:
+        wanted = set(run.check_nodes(clusters))
+    elif layer is not None:
+        layers = run.layers
+        if not isinstance(layer, int) or isinstance(layer, bool) or \
+                not 0 <= layer < len(layers):
+            raise ParamError(f"layer: run '{run.key}' has layers 0 to "
+                             f"{len(layers) - 1}, got {layer!r}", "layer")
+        wanted = set(layers[layer]["nodes"])
+    else:
+        wanted = set(run.cluster_ids())
+    if include_noise and run.metrics["n_noise"]:
+        wanted.add(-1)
+    return wanted
+
+
+def children_names(run, names, cluster):
+    """The names of ``cluster``'s children that have one."""
+    if cluster < 0:
+        return []
+    return [names[str(c)]["name"] for c in run.tree.children(cluster)
+            if str(c) in names]
+
+
 def plan_labelling(run, namer, per_cluster=8, clusters=None,
-                   include_noise=False, force=False):
+                   include_noise=False, force=False, layer=None):
     """Which clusters would be sent and with which images; what is cached.
     Returns ``(todo, cached, images)`` where ``todo`` maps cluster ->
     cache key and ``images`` maps cluster -> its images."""
-    wanted = set(run.check_clusters(clusters)) if clusters is not None \
-        else set(run.cluster_ids())
-    if include_noise and run.metrics["n_noise"]:
-        wanted.add(-1)
+    wanted = wanted_clusters(run, clusters, layer, include_noise)
     images = choose_images(run, per_cluster, wanted)
     names = run.results.get("names") or {}
     todo, cached = {}, []
     for c in sorted(images):
-        key = _cache_key(namer, images[c])
+        key = _cache_key(namer, images[c], children_names(run, names, c))
         if not force and (names.get(str(c)) or {}).get("key") == key:
             cached.append(c)
         else:
@@ -129,14 +174,16 @@ def plan_labelling(run, namer, per_cluster=8, clusters=None,
 
 def estimate(run, namer="openai", per_cluster=8, clusters=None,
              include_noise=False, force=False, max_requests=None,
-             max_images=None, **namer_params):
+             max_images=None, layer=None, tell_apart=True, **namer_params):
     """How many requests and images a labelling of ``run`` would send,
-    before sending anything: ``{"requests", "images", "cached"}``."""
+    before sending anything: ``{"requests", "images", "cached"}`` (not
+    counting the requests that tell siblings apart, which depend on the
+    names that come back)."""
     namer = get_namer(namer, **namer_params)
     todo, cached, images = plan_labelling(
         run, namer, PER_CLUSTER.clean("label_clusters", per_cluster),
         clusters, INCLUDE_NOISE.clean("label_clusters", include_noise),
-        FORCE.clean("label_clusters", force))
+        FORCE.clean("label_clusters", force), layer)
     return {"requests": len(todo),
             "images": sum(len(images[c]) for c in todo),
             "cached": len(cached)}
@@ -156,9 +203,14 @@ def check_limits(requests, images, max_requests, max_images):
 
 def label_clusters(run, namer="openai", per_cluster=8, clusters=None,
                    include_noise=False, force=False, api_key=None,
-                   max_requests=200, max_images=2000, progress=None,
-                   **namer_params):
-    """Names the clusters of ``run``.
+                   max_requests=200, max_images=2000, layer=None,
+                   tell_apart=True, progress=None, **namer_params):
+    """Names the clusters of ``run``, of its current cut or of any layer.
+
+    Clusters are named finest first, so that a parent's request carries
+    the names of its children. Siblings whose names come back nearly the
+    same are asked again together, in one request that asks the model to
+    tell them apart.
 
     Args:
         run: a :class:`~image_clustering.ClusterRun`
@@ -166,10 +218,13 @@ def label_clusters(run, namer="openai", per_cluster=8, clusters=None,
             or ``"zero_shot"`` (CLIP/SigLIP and a vocabulary), or a
             ``{"name": ..., **params}`` dict
         per_cluster: images per cluster
-        clusters: the cluster ids to name (default: all but noise)
+        clusters: the cluster ids to name, of any layer (default: those of
+            ``layer``, else the current cut)
+        layer: a layer to name (0 is the finest)
         include_noise: name the noise too
         force: ask again for clusters already named, even when their
             images have not changed
+        tell_apart: ask again for siblings named nearly the same
         api_key: for ``openai``; else ``OPENAI_API_KEY`` (never stored)
         max_requests, max_images: refuse a call that would send more
         progress: ``True`` for a bar, or ``progress(fraction, message)``
@@ -177,43 +232,56 @@ def label_clusters(run, namer="openai", per_cluster=8, clusters=None,
             ``vocabulary``, ...)
 
     Returns:
-        ``{"named", "cached", "failed", "requests", "images", "run"}``:
-        cluster ids named now, those unchanged since the last time, failures
-        with their reasons, what was sent, and the updated run
+        ``{"named", "cached", "failed", "told_apart", "alike", "requests",
+        "images", "run"}``: cluster ids named now, those unchanged since
+        the last time, failures with their reasons, the sets of siblings
+        told apart, those that could not be (each set, as a string, ->
+        the reason; they keep their first names), what was sent, and the
+        updated run
     """
     report = Reporter(progress)
-    per_cluster = PER_CLUSTER.clean("label_clusters", per_cluster)
-    include_noise = INCLUDE_NOISE.clean("label_clusters", include_noise)
-    max_requests = MAX_REQUESTS.clean("label_clusters", max_requests)
-    max_images = MAX_IMAGES.clean("label_clusters", max_images)
+    caller = "label_clusters"
+    per_cluster = PER_CLUSTER.clean(caller, per_cluster)
+    include_noise = INCLUDE_NOISE.clean(caller, include_noise)
+    max_requests = MAX_REQUESTS.clean(caller, max_requests)
+    max_images = MAX_IMAGES.clean(caller, max_images)
+    layer = LAYER.clean(caller, layer)
+    tell_apart = TELL_APART.clean(caller, tell_apart)
     namer = get_namer(namer, api_key=api_key, **namer_params)
     todo, cached, images = plan_labelling(
         run, namer, per_cluster, clusters, include_noise,
-        FORCE.clean("label_clusters", force))
+        FORCE.clean(caller, force), layer)
     n_images = sum(len(images[c]) for c in todo)
     check_limits(len(todo), n_images, max_requests, max_images)
     report(0.0, f"naming {len(todo)} cluster(s): {len(todo)} request(s), "
            f"{n_images} image(s); {len(cached)} unchanged")
     names = {k: dict(v) for k, v in run.names.items()}
-    got, failed = _ask(namer, run, todo, images, names, report)
-    for c, answer in got.items():
-        names[str(c)] = {**answer, "key": todo[c],
-                         "namer": namer.fingerprint(),
-                         "images": [i for i, _ in images[c]]}
+    got, failed = _ask(namer, run, todo, images, names,
+                       report.part(0.0, 0.8))
+    told, alike = [], {}
+    if tell_apart and got:
+        told, alike = _tell_apart(namer, run, got, images, names,
+                                  report.part(0.8, 0.9))
     updated = run
     if got:
         report(0.9, "writing names")
         updated = _store_names(run, names)
     report(1.0, "done")
     return {"named": sorted(got), "cached": cached, "failed": failed,
-            "requests": len(todo), "images": n_images, "run": updated}
+            "told_apart": told, "alike": alike,
+            "requests": len(todo) + len(told) + len(alike),
+            "images": n_images, "run": updated}
 
 
 def _ask(namer, run, todo, images, names, report):
+    """Asks for every cluster of ``todo``, finest layer first, so that
+    parents are asked with their children's names; the answers go into
+    ``names``. Returns ``(got, failed)``."""
     if not todo:
         return {}, {}
     namer.start()
     centres = {c["id"]: np.asarray(c["centre"]) for c in run.clusters}
+    tree = run.tree
 
     def neighbours(c):
         if c not in centres:
@@ -225,24 +293,107 @@ def _ask(namer, run, todo, images, names, report):
 
     def one(c):
         try:
-            return c, namer.name_cluster([p for _, p in images[c]],
-                                         neighbours(c)), None
+            return c, namer.name_cluster(
+                [p for _, p in images[c]], neighbours(c),
+                children_names(run, names, c)), None
         except Exception as e:
             return c, None, _reason(e)
 
     got, failed = {}, {}
     workers = namer.params.get("concurrency", 1)
+    waves = {}
+    for c in sorted(todo):
+        waves.setdefault(int(tree.first_layer[c]) if c >= 0 else -1,
+                         []).append(c)
+    done = 0
     with ThreadPoolExecutor(workers) as pool:
-        for done, (c, answer, reason) in enumerate(
-                pool.map(one, sorted(todo)), 1):
-            if reason is None:
-                got[c] = answer
-            else:
-                failed[c] = reason
-                logger.warning("Cluster %s could not be named: %s", c,
-                               reason)
-            report(0.9 * done / len(todo), f"named {done} of {len(todo)}")
+        for wave in sorted(waves):
+            for c, answer, reason in pool.map(one, waves[wave]):
+                done += 1
+                if reason is None:
+                    got[c] = answer
+                    names[str(c)] = {**answer, "key": todo[c],
+                                     "namer": namer.fingerprint(),
+                                     "images": [i for i, _ in images[c]]}
+                else:
+                    failed[c] = reason
+                    logger.warning("Cluster %s could not be named: %s", c,
+                                   reason)
+                report(done / len(todo), f"named {done} of {len(todo)}")
     return got, failed
+
+
+def _tell_apart(namer, run, got, images, names, report):
+    """Asks again, together, for each set of siblings named now whose
+    names are nearly the same; their new names go into ``names`` and
+    ``got``. Returns ``(told, alike)``: the sets told apart, and those
+    that could not be, with the reason."""
+    sets = same_named_siblings(run.tree, {c: got[c]["name"] for c in got})
+    told, alike = [], {}
+    for i, members in enumerate(sets):
+        members = members[:TELL_APART_CLUSTERS]
+        try:
+            answers = namer.tell_apart(
+                [[p for _, p in images[c][:TELL_APART_IMAGES]]
+                 for c in members], [got[c]["name"] for c in members])
+        except Exception as e:
+            alike[", ".join(map(str, members))] = _reason(e)
+            logger.warning("Clusters %s could not be told apart: %s",
+                           members, alike[", ".join(map(str, members))])
+            continue
+        for c, answer in zip(members, answers):
+            got[c] = answer
+            names[str(c)] = {**names[str(c)], **answer,
+                             "told_apart_from": [o for o in members
+                                                 if o != c]}
+        told.append(members)
+        report((i + 1) / len(sets), f"told apart {i + 1} of {len(sets)}")
+    return told, alike
+
+
+def same_named_siblings(tree, named):
+    """Sets of siblings (clusters with one parent; a flat run's clusters
+    are all siblings) among ``named`` (cluster -> name) whose names are
+    nearly the same, each sorted."""
+    by_parent = {}
+    for c in sorted(named):
+        parent = int(tree.parent[c]) if c >= 0 else -2
+        by_parent.setdefault(parent, []).append(c)
+    sets = []
+    for siblings in by_parent.values():
+        root = {c: c for c in siblings}
+
+        def find(c):
+            while root[c] != c:
+                c = root[c]
+            return c
+
+        for i, a in enumerate(siblings):
+            for b in siblings[i + 1:]:
+                if nearly_same(named[a], named[b]):
+                    root[find(b)] = find(a)
+        groups = {}
+        for c in siblings:
+            groups.setdefault(find(c), []).append(c)
+        sets += [g for g in groups.values() if len(g) > 1]
+    return sets
+
+
+def nearly_same(a, b):
+    """Whether two names say the same thing: the same words once case,
+    plurals and filler words are set aside, or nearly the same letters."""
+    import difflib
+
+    def words(name):
+        tokens = re.findall(r"[a-z0-9]+", name.lower())
+        return {t[:-1] if len(t) > 3 and t.endswith("s") else t
+                for t in tokens if t not in FILLER}
+
+    wa, wb = words(a), words(b)
+    if wa == wb:
+        return True
+    return difflib.SequenceMatcher(None, " ".join(sorted(wa)),
+                                   " ".join(sorted(wb))).ratio() >= 0.9
 
 
 def _reason(error):

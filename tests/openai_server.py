@@ -26,25 +26,48 @@ class Request:
                              if part.get("type") == "text")
         self.images = []
         self.formats = []
+        # The images after each "Group i:" text, for requests that show
+        # several groups.
+        self.groups = []
         for part in content:
+            if part.get("type") == "text" and \
+                    part["text"].startswith("Group "):
+                self.groups.append([])
             if part.get("type") != "image_url":
                 continue
             url = part["image_url"]["url"]
             head, data = url.split(",", 1)
             self.formats.append(head)
-            self.images.append(Image.open(io.BytesIO(
-                base64.b64decode(data))).convert("L"))
+            image = Image.open(io.BytesIO(base64.b64decode(data))).convert("L")
+            self.images.append(image)
+            if self.groups:
+                self.groups[-1].append(image)
 
     @property
     def brightness(self):
-        return float(np.mean([np.asarray(im).mean() for im in self.images]))
+        return _brightness(self.images)
+
+
+def _brightness(images):
+    return float(np.mean([np.asarray(im).mean() for im in images]))
 
 
 def brightness_name(request):
-    """Names a cluster after how bright its images are."""
-    level = "bright" if request.brightness > 127 else "dark"
+    """Names a cluster after how bright its images are; asked to tell
+    groups apart, adds each group's mean grey level."""
+    if request.groups:
+        return json.dumps({"groups": [
+            {"name": f"{_level(_brightness(g))} images, grey "
+                     f"{_brightness(g):.0f}",
+             "description": "Grey images of one level."}
+            for g in request.groups]})
+    level = _level(request.brightness)
     return json.dumps({"name": f"{level} images",
                        "description": f"Mostly {level} grey images."})
+
+
+def _level(brightness):
+    return "bright" if brightness > 127 else "dark"
 
 
 class FakeOpenAI:

@@ -52,7 +52,7 @@ def _label(ds, server, **kwargs):
 
 
 def test_clusters_are_named_from_representative_images(levels, server):
-    out = _label(levels, server, per_cluster=4)
+    out = _label(levels, server, per_cluster=4, tell_apart=False)
     assert sorted(out["named"]) == [0, 1, 2] and out["failed"] == {}
     assert len(server.requests) == 3
     for request in server.requests:
@@ -81,13 +81,43 @@ def test_later_requests_carry_the_names_of_neighbouring_clusters(levels,
     assert "Nearby groups are already named" in server.requests[-1].text
 
 
+def test_siblings_named_alike_are_asked_again_together(levels, server):
+    out = _label(levels, server, per_cluster=4)
+    # Grey 128 and grey 235 both came back "bright images".
+    assert len(server.requests) == 4 and out["requests"] == 4
+    again = server.requests[-1]
+    assert "nearly the same name" in again.text
+    assert [len(g) for g in again.groups] == [4, 4]
+    (told,) = out["told_apart"]
+    names = {c: out["run"].name_of(c) for c in range(3)}
+    assert len(set(names.values())) == 3
+    assert all(names[c].startswith("bright images, grey") for c in told)
+    assert {levels.count_values("k_label")[n] for n in names.values()} == {
+        12}
+
+
+def test_siblings_that_cannot_be_told_apart_keep_their_names(levels):
+    def same_name(request):
+        return json.dumps({"name": "grey squares"})
+
+    s = FakeOpenAI(same_name)
+    try:
+        out = _label(levels, s)
+    finally:
+        s.close()
+    assert out["failed"] == {} and out["told_apart"] == []
+    assert list(out["alike"]) == ["0, 1, 2"]
+    assert "does not name the 3 groups" in out["alike"]["0, 1, 2"]
+    assert {out["run"].name_of(c) for c in range(3)} == {"grey squares"}
+
+
 def test_a_rerun_with_nothing_changed_sends_nothing(levels, server):
     _label(levels, server)
     again = _label(levels, server)
-    assert len(server.requests) == 3
+    assert len(server.requests) == 4
     assert again["named"] == [] and sorted(again["cached"]) == [0, 1, 2]
     other_model = _label(levels, server, model="another-model")
-    assert len(other_model["named"]) == 3 and len(server.requests) == 6
+    assert len(other_model["named"]) == 3 and len(server.requests) == 8
 
 
 def test_rate_limits_are_retried_honouring_retry_after(levels):
