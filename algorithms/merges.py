@@ -106,7 +106,7 @@ def _candidate_pairs(centres, links):
     d = np.linalg.norm(centres[:, None, :] - centres[None, :, :], axis=2)
     np.fill_diagonal(d, np.inf)
     for a in range(n):
-        for b in np.argsort(d[a])[:CANDIDATES]:
+        for b in np.argsort(d[a])[:min(CANDIDATES, n - 1)]:
             pairs.add((min(a, int(b)), max(a, int(b))))
     crossing = np.argwhere((links + links.T) > 0)
     pairs.update((int(a), int(b)) for a, b in crossing if a < b)

@@ -347,6 +347,7 @@ class ClusterRun(StoredRun):
         if (layer is None) == (clusters is None):
             raise ParamError("set_cut: give a layer or a list of clusters",
                              "layer")
+        hierarchy.check_layered(self)
         if layer is not None:
             layers = self.layers
             if not isinstance(layer, int) or not 0 <= layer < len(layers):
@@ -359,6 +360,7 @@ class ClusterRun(StoredRun):
 
     def expand(self, cluster):
         """Replaces ``cluster`` in the cut by its children."""
+        hierarchy.check_layered(self)
         (cluster,) = self.check_nodes([cluster], "cluster")
         return hierarchy.move_cut(self, self.tree.expand(self.cut, cluster))
 
@@ -366,15 +368,18 @@ class ClusterRun(StoredRun):
         """Replaces ``clusters`` (siblings, or any clusters of one subtree)
         by the node above them all; other clusters under that node join
         it too."""
+        hierarchy.check_layered(self)
         cut, _, _ = self.tree.collapse(self.cut, self.check_nodes(clusters))
         return hierarchy.move_cut(self, cut)
 
     def coarser(self):
         """The next coarser layer (or each cluster's parent)."""
+        hierarchy.check_layered(self)
         return hierarchy.move_cut(self, self.tree.coarser(self.cut))
 
     def finer(self):
         """The next finer layer (or each cluster's children)."""
+        hierarchy.check_layered(self)
         return hierarchy.move_cut(self, self.tree.finer(self.cut))
 
     def suggest_merges(self, n=10, per_cluster=4):
