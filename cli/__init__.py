@@ -14,7 +14,8 @@ import sys
 from ..storage.records import StoreError
 from ..storage.runs import RunNotFound
 from ..units import ParamError
-from .commands import COMMANDS, CommandError, cluster_epilog
+from .base import CommandError
+from .commands import COMMANDS, cluster_epilog
 
 
 def build_parser():

@@ -41,6 +41,8 @@ from ..labeling.namers import NAMERS, namer_params
 from ..labeling.naming import LABEL_PARAMS
 from . import output
 from .folders import dataset_from_folder, sync_with_folder, write_digits
+from .base import Command, CommandError, existing_dataset
+from .tree import tree_commands
 from .flags import (
     FlagNames,
     add_param_flags,
@@ -54,33 +56,7 @@ from .flags import (
 DEMO_DATASET = "image-clustering-demo"
 
 
-class Command:
-    """One subcommand: its name, help, how its flags are added, what it
-    runs and how its errors name its flags."""
-
-    def __init__(self, name, help, add_args, run, flags=None):
-        self.name = name
-        self.help = help
-        self.add_args = add_args
-        self.run = run
-        self.flags = flags or FlagNames()
-
-
-class CommandError(Exception):
-    """A command that cannot do what was asked, in command-line words
-    (exit code 2)."""
-
-
 # -- datasets ------------------------------------------------------------------
-
-
-def existing_dataset(name):
-    import fiftyone as fo
-
-    if not fo.dataset_exists(name):
-        names = ", ".join(fo.list_datasets()) or "none"
-        raise CommandError(f"no dataset named '{name}' (datasets: {names})")
-    return fo.load_dataset(name)
 
 
 def dataset_for_cluster(args):
@@ -192,6 +168,7 @@ def _cluster(args):
     output.print_run(run_summary(run, args.label_field),
                      _truth_name(run, args.gt_field or args.label_field))
     output.print_skipped(run.skipped)
+    output.print_hierarchy(run.results)
     if args.app:
         _launch_app(dataset, run, args)
     return 0
@@ -273,6 +250,7 @@ def _info(args):
     output.print_run(summary, _truth_name(run, run.config.get("gt_field")
                                           or args.label_field))
     output.print_skipped(run.skipped)
+    output.print_hierarchy(run.results)
     if summary["deleted_since"] or summary["added_since"]:
         print(f"Since the run: {summary['deleted_since']} of its samples "
               f"deleted, {summary['added_since']} added to its view")
@@ -393,6 +371,12 @@ def _label(args):
         print(f"  cluster {cluster}: {named.name_of(cluster)}")
     print(f"Named {len(out['named'])} cluster(s); {len(out['cached'])} "
           f"unchanged since named; {len(out['failed'])} failed")
+    for told in out["told_apart"]:
+        print(f"  clusters {', '.join(map(str, told))} were named alike: "
+              "asked again together")
+    for clusters, reason in out["alike"].items():
+        print(f"  clusters {clusters} keep names alike: {reason}",
+              file=sys.stderr)
     for cluster, reason in out["failed"].items():
         print(f"  cluster {cluster} failed: {reason}", file=sys.stderr)
     return 1 if out["failed"] else 0
@@ -615,6 +599,7 @@ COMMANDS = (
             "key>_score)", _add_uniqueness, _uniqueness,
             FlagNames({"run_key": "--run-key"}, {
                 name: "--embedder-param" for name in EMBEDDERS})),
+    *tree_commands(),
     Command("duplicates", "find near-duplicate (or, with --exact, "
             "identical) images", _add_duplicates, _duplicates,
             FlagNames({"run_key": "--run-key", "confirm": "--delete",

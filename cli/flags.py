@@ -119,6 +119,8 @@ class FlagNames:
         message = error.message
         if where and error.param and not error.param.startswith("--"):
             message = message.replace(f"'{error.param}'", where)
+            if message.startswith(f"{error.param}: "):
+                message = where + message[len(error.param):]
             owner = f"{error.owner}: " if error.owner else None
             if owner and message.startswith(owner) and \
                     error.owner not in self.unit_options:

@@ -54,6 +54,22 @@ def print_run(summary, truth_name="ground_truth"):
                                for k, v in summary["timings"].items()))
 
 
+def print_hierarchy(results):
+    """A hierarchy's layers and how its cut was chosen, and what was
+    carried from an earlier run."""
+    block = results.get("hierarchy")
+    if block:
+        counts = [layer["n_clusters"] for layer in block["layers"]]
+        print("Layers (finest first): " + ", ".join(map(str, counts))
+              + f"; the cut: {len(block['cut'])} clusters ("
+              + block["rule"]["rule"] + ")")
+    carried = results.get("carried")
+    if carried:
+        print("Decisions carried " + carried["lines"][0])
+        for line in carried["lines"][1:]:
+            print("  " + line)
+
+
 def print_skipped(skipped, limit=20):
     if not skipped["count"]:
         return
