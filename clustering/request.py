@@ -20,8 +20,9 @@ top.
   field, the preset's.
 - **Noise**: the preset's policy goes with the preset's method and
   parameters (no method given); a method the user chooses keeps noise
-  unless told. Only methods that make noise take a policy or a budget
-  (``max_noise``).
+  unless told. Only methods that make noise take the ``assign`` policy; a
+  budget (``max_noise``) is met by every method, by construction for those
+  that leave no noise (k-means, the hierarchy, ...).
 - **Seed**: every unit that makes random choices gets the run's seed as
   its ``random_state`` unless it was given one.
 - **Ray**: with no address, the address in ``RAY_ADDRESS``, else the Ray
@@ -126,6 +127,8 @@ class RunSpec:
     def noise_share(self):
         """The share of samples noise is limited to (``None``: as the
         method leaves it)."""
+        if not self.density:
+            return None
         if self.noise == "assign":
             return 0.0
         return self.max_noise
@@ -256,13 +259,15 @@ def _noise(base, clusterer, noise, max_noise):
     noise = NOISE.clean(caller, noise)
     max_noise = MAX_NOISE.clean(caller, max_noise)
     if not clusterer.density:
-        if noise == "assign" or max_noise is not None:
+        if noise == "assign":
             raise ParamError(
                 f"noise: {clusterer.name} leaves no noise; a noise policy "
                 "applies to methods that make noise ("
                 + ", ".join(sorted(n for n, c in CLUSTERERS.items()
                                    if c.density)) + ")", "noise", "keep")
-        return "keep", None
+        # A budget is met by a method that leaves no noise; it is kept in
+        # the config so that the same request runs on every method.
+        return "keep", max_noise
     if noise == "assign" and max_noise is not None:
         raise ParamError(
             "max_noise: noise 'assign' places every noise sample already; "

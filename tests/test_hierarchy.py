@@ -248,3 +248,14 @@ def test_parents_are_named_after_their_children(digits):
                                   layer=0, per_cluster=1)
     assert layer["requests"] == run.layers[0]["n_clusters"] - len(
         [c for c in children if c in run.layers[0]["nodes"]])
+
+
+def test_a_noise_budget_is_met_by_the_hierarchy(digit_files, make_dataset):
+    ds = make_dataset([(p, label) for p, label in digit_files[:300]])
+    run = ic.compute_clusters(ds, "h", **HIER, max_noise=0.1)
+    assert run.config["max_noise"] == 0.1
+    assert run.metrics["n_noise"] == 0
+    assert -1 not in ds.distinct("h_cluster")
+    with pytest.raises(ic.ParamError) as e:
+        ic.compute_clusters(ds, "x", **HIER, noise="assign")
+    assert e.value.param == "noise"
