@@ -127,8 +127,6 @@ class RunSpec:
     def noise_share(self):
         """The share of samples noise is limited to (``None``: as the
         method leaves it)."""
-        if not self.density:
-            return None
         if self.noise == "assign":
             return 0.0
         return self.max_noise
@@ -265,9 +263,9 @@ def _noise(base, clusterer, noise, max_noise):
                 "applies to methods that make noise ("
                 + ", ".join(sorted(n for n, c in CLUSTERERS.items()
                                    if c.density)) + ")", "noise", "keep")
-        # A budget is met by a method that leaves no noise; it is kept in
-        # the config so that the same request runs on every method.
-        return "keep", max_noise
+        # A budget is met by a method that leaves no noise, so the same
+        # request runs on every method; nothing is left to limit.
+        return "keep", None
     if noise == "assign" and max_noise is not None:
         raise ParamError(
             "max_noise: noise 'assign' places every noise sample already; "

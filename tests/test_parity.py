@@ -75,6 +75,8 @@ def _requests(models):
         "agglomerative": {"reducer": [{"name": "pca", "n_components": 4}],
                           "method": "agglomerative", "n_clusters": 3,
                           "normalize": True},
+        "hierarchy": {"method": "hierarchy", "micro_clusters": 12,
+                      "max_noise": 0.1, **small},
     }
 
 
