@@ -119,3 +119,41 @@ def test_command_line_clusters_objects_of_an_existing_dataset(street):
     assert f"Using existing dataset '{street.name}'" in out.stdout
     assert "ARI vs object labels 1.0000" in out.stdout
     assert "empty bounding box" in out.stdout
+
+
+def test_objects_form_a_hierarchy_whose_cut_moves_and_whose_layers_are_fields(
+        tmp_path, make_dataset):
+    # Twelve photos, each with four noisy squares of four grey levels.
+    rng = np.random.default_rng(1)
+    paths, detections = [], []
+    for i in range(12):
+        pixels = np.full((60, 240), 128, dtype=np.uint8)
+        dets = []
+        for j, level in enumerate((10, 70, 180, 250)):
+            block = np.clip(level + rng.normal(0, 12, (40, 40)), 0, 255)
+            pixels[10:50, 60 * j + 10:60 * j + 50] = block
+            dets.append(fo.Detection(label=str(level), bounding_box=[
+                (60 * j + 10) / 240, 10 / 60, 40 / 240, 40 / 60]))
+        path = tmp_path / f"squares{i}.png"
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+        detections.append(dets)
+    ds = make_dataset(paths)
+    ds.set_values("objects", [fo.Detections(detections=d)
+                              for d in detections])
+
+    run = ic.compute_clusters(
+        ds, "tree", patches_field="objects",
+        embedder={"name": "pixels", "size": 8}, reducer="none",
+        method="hierarchy", cut=4, map="none",
+    )
+    assert run.fields["layer0"] == "objects.detections.tree_layer0"
+    labels, clusters = ds.values(["objects.detections.label",
+                                  "objects.detections.tree_cluster"])
+    pairs = {(l, c) for ls, cs in zip(labels, clusters) for l, c in zip(ls, cs)}
+    assert len(pairs) == 4 and len({l for l, _ in pairs}) == 4
+    finest = run.set_cut(layer=0)
+    assert ds.values("objects.detections.tree_cluster") == \
+        ds.values("objects.detections.tree_layer0")
+    assert finest.metrics["n_samples"] == 48
+    assert ds.get_field("tree_cluster") is None
