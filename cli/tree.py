@@ -2,9 +2,10 @@
 merge suggestions, and carrying decisions from one run to another."""
 
 from ..clustering.api import carry_over, load_run
+from ..clustering.misfits import N_CLUSTERS
 from . import output
 from .base import Command, CommandError, existing_dataset
-from .flags import FlagNames, parse_ids
+from .flags import FlagNames, add_param_flags, given, parse_ids
 
 
 def existing_run(args):
@@ -138,6 +139,23 @@ def _merges(args):
     return 0
 
 
+# -- misfits -----------------------------------------------------------------------
+
+
+def _add_misfits(p):
+    _add_dataset_key(p)
+    add_param_flags(p, [N_CLUSTERS])
+
+
+def _misfits(args):
+    run, made = existing_run(args).cluster_misfits(
+        **given(args, [N_CLUSTERS]))
+    print(f"Run '{run.key}': {len(made)} new cluster(s) made of the "
+          "samples that fit no cluster: " + ", ".join(map(str, made)))
+    print_cut(run)
+    return 0
+
+
 # -- decisions across runs --------------------------------------------------------------
 
 
@@ -166,6 +184,9 @@ def tree_commands():
         Command("merges", "list merge suggestions for the current cut, or "
                 "accept or reject one", _add_merges, _merges,
                 FlagNames({"clusters": "--accept"})),
+        Command("misfits", "cluster the placed samples that fit no cluster "
+                "of a hierarchy into new clusters of it", _add_misfits,
+                _misfits),
         Command("carry-over", "carry names, groups and rejected merges from "
                 "one run to another by member overlap", _add_carry, _carry,
                 FlagNames({"carry_from": "FROM_KEY"})),

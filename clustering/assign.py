@@ -71,7 +71,7 @@ def place_samples(run, samples, assigner="auto", embedder=None,
     state = fitted.loads(run.attachment("fitted"), run.key)
     state.check_can_transform(run.key)
     report(0.0, "embedding")
-    emb = _embed(todo, run, embedder, num_workers, batch_size,
+    emb = embed_for_run(todo, run, embedder, num_workers, batch_size,
                  lambda done, total: report(0.6 * done / max(total, 1),
                                             f"embedded {done} of {total}"))
     report(0.6, "placing through the run's fitted stages")
@@ -81,6 +81,7 @@ def place_samples(run, samples, assigner="auto", embedder=None,
         leaf = _without_noise(run, X, leaf)
     misfit = _misfits(run, state, X, leaf)
     leaf = np.where(misfit, -1, leaf)
+    leaf, misfit = _into_misfit_clusters(run, X, leaf, misfit)
     report(0.8, "measuring")
     placed = Placed(run, X, leaf, prob, misfit)
     columns = _fields_to_write(run, state, placed)
@@ -147,7 +148,8 @@ def samples_to_place(samples, run):
     return samples.match(missing)
 
 
-def _embed(samples, run, embedder, num_workers, batch_size, progress):
+def embed_for_run(samples, run, embedder, num_workers, batch_size,
+                  progress):
     spec = run.config.get("embedder")
     if spec is None:
         return get_embeddings(samples, field=run.config["embeddings_field"],
@@ -196,6 +198,26 @@ def _misfits(run, state, X, leaf):
     dist, _ = distances_to(X, leaf, centres)
     limit = np.array([limits.get(int(c), np.inf) for c in leaf])
     return (leaf >= 0) & (dist > hierarchy.FIT_MARGIN * limit)
+
+
+def _into_misfit_clusters(run, X, leaf, misfit):
+    """``(leaf, misfit)`` with each misfit that fits a cluster made of
+    earlier misfits (:mod:`.misfits`; the fitted stages do not know them)
+    placed into it."""
+    records = hierarchy.node_records_of(run)
+    made = [n for n, r in records.items() if r.get("from_misfits")]
+    if not made or not misfit.any():
+        return leaf, misfit
+    centres = np.asarray([records[n]["centre"] for n in made], np.float32)
+    index, dist = nearest(X[misfit], centres)
+    limit = np.array([hierarchy.FIT_MARGIN * records[made[i]]["fit_dist"]
+                      for i in index])
+    fits = np.sqrt(np.maximum(dist, 0)) <= limit
+    rows = np.flatnonzero(misfit)[fits]
+    leaf, misfit = leaf.copy(), misfit.copy()
+    leaf[rows] = np.asarray(made)[index[fits]]
+    misfit[rows] = False
+    return leaf, misfit
 
 
 def fit_distances(run, state, records):

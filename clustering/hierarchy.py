@@ -18,7 +18,12 @@ import numpy as np
 
 from ..algorithms.geometry import (cluster_means, distances_to,
                                    farthest_by_label)
+from ..algorithms import fitted, merges
+from ..algorithms.quality import internal_quality
 from ..algorithms.tree import Tree
+from ..storage import schema
+from ..storage.transaction import Column
+from ..units import ParamError
 
 # A new sample farther from its leaf's centre than FIT_MARGIN times the
 # leaf's farthest member "does not fit". The margin is room for the jitter
@@ -274,8 +279,6 @@ def _layer_members(run, nodes, member_ids):
 
 
 def check_layered(run):
-    from ..units import ParamError
-
     if not run.results.get("hierarchy"):
         raise ParamError(
             f"run '{run.key}' is flat (one layer of clusters): compute it "
@@ -324,10 +327,11 @@ def groups_per_sample(groups, tree, labels):
             for c in labels]
 
 
-def cut_results(run, tree, cut, sizes, n_noise, metrics_update):
-    """The run's results for a new cut: the cut itself, one summary per
+def cut_results(run, block, cut, sizes, n_noise, metrics_update):
+    """The run's results for a new cut of the tree ``block`` (the
+    ``hierarchy`` block of the results): the cut itself, one summary per
     cluster of the cut (largest first) and the counts of its metrics."""
-    records = node_records_of(run)
+    records = {n["id"]: n for n in block["nodes"]}
     clusters = sorted(({"id": int(c), "size": int(sizes[c]),
                         "mean_dist": records[int(c)]["mean_dist"],
                         "centre": records[int(c)]["centre"]}
@@ -338,15 +342,12 @@ def cut_results(run, tree, cut, sizes, n_noise, metrics_update):
                "n_samples": n_samples,
                "fraction_clustered": float(sizes.sum() / n_samples)
                if n_samples else 0.0}
-    block = {**run.results["hierarchy"], "cut": [int(c) for c in cut]}
     return {**run.results, "clusters": clusters, "metrics": metrics,
-            "hierarchy": block}
+            "hierarchy": {**block, "cut": [int(c) for c in cut]}}
 
 
 def cut_quality(tree, cut, data, density=False):
     """Quality of ``cut`` on the kept sample of the clustered space."""
-    from ..algorithms.quality import internal_quality
-
     rows = data["sample_rows"]
     labels = tree.labels(data["leaf"][rows], cut)
     quality = internal_quality(data["sample_X"], labels, density=density)
@@ -357,29 +358,45 @@ def cut_quality(tree, cut, data, density=False):
     return out
 
 
-def move_cut(run, cut, progress=None):
+def move_cut(run, cut, progress=None, block=None, data=None):
     """Writes ``cut`` as the run's current cut, in one transaction: the
     cluster, distance, similarity and size of every sample, and the names
-    and groups of their clusters. Returns the updated run."""
-    from ..storage.transaction import Column
-    from ..storage import schema
-
+    and groups of their clusters. With ``block`` and ``data`` (a grown
+    tree and its ``layers`` arrays, see :mod:`.misfits`), they are written
+    with it, and so is every layer's field. Returns the updated run."""
     check_layered(run)
-    tree = tree_of(run)
+    grown = data is not None
+    block = block or run.results["hierarchy"]
+    tree = Tree.from_json(block["tree"])
     cut = tree.check_cut(cut)
-    data = read_layers_attachment(run.attachment("layers"))
+    if not grown:
+        data = read_layers_attachment(run.attachment("layers"))
     values, sizes = cut_fields(run, tree, cut, data)
     fit = ~data["assigned"]
     n_noise = int(((values["cluster"] < 0) & fit).sum())
     quality = cut_quality(tree, cut, data, run.metrics.get("dbcv")
                           is not None)
-    results = cut_results(run, tree, cut, sizes, n_noise, quality)
+    results = cut_results(run, block, cut, sizes, n_noise, quality)
     suffixes = ["cluster", "dist", "sim", "size"]
     suffixes += [s for s in ("label", "group") if s in run.fields]
+    if grown:
+        values.update(layer_values(tree, data))
+        suffixes += [schema.layer_suffix(i) for i in range(tree.n_layers)]
+        suffixes += ["misfit"]
     columns = [Column(s, schema.owned_path(run.config, s), values[s])
                for s in suffixes]
     return run.amend(data["ids"].tolist(), columns, results, replace=True,
-                     progress=progress)
+                     progress=progress, attachments={
+                         "layers": write_layers(data)} if grown else None)
+
+
+def layer_values(tree, data):
+    """Every sample's cluster in every layer, and whether it is a placed
+    sample that fits no cluster."""
+    out = {schema.layer_suffix(i): tree.labels(data["leaf"], layer)
+           for i, layer in enumerate(tree.layers)}
+    out["misfit"] = data["assigned"] & (data["leaf"] < 0)
+    return out
 
 
 # -- merges ---------------------------------------------------------------------
@@ -393,8 +410,6 @@ def rejected_pairs(run):
 def suggest_merges(run, n=10):
     """The pairs of clusters of the run's current cut most likely to be
     one concept, best first (see :mod:`..algorithms.merges`)."""
-    from ..algorithms import merges
-
     tree = tree_of(run)
     cut = cut_of(run)
     records = node_records_of(run)
@@ -414,8 +429,6 @@ def _sample_with_labels(run, tree, cut):
         data = read_layers_attachment(run.attachment("layers"))
         rows = data["sample_rows"]
         return data["sample_X"], tree.labels(data["leaf"][rows], cut)
-    from ..algorithms import fitted
-
     state = fitted.loads(run.attachment("fitted"), run.key)
     return state.space["X"], state.space["labels"]
 

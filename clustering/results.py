@@ -13,7 +13,7 @@ from ..labeling import naming
 from ..storage import schema
 from ..storage.runs import StoredRun
 from ..units import ParamError
-from . import carry, hierarchy, presentation
+from . import carry, hierarchy, misfits, presentation
 from .assign import place_samples
 from .compare import compare
 from .summary import run_summary
@@ -427,6 +427,14 @@ class ClusterRun(StoredRun):
         what was carried, split, merged and dropped."""
         other = type(self).load(self._dataset, other_key)
         return carry.carry_over(other, self, progress=progress)
+
+    def cluster_misfits(self, n_clusters=None, embedder=None,
+                        progress=None):
+        """Clusters the placed samples that fit no cluster into new
+        clusters of this run (new roots of its tree, in every layer).
+        Returns ``(updated run, new cluster ids)``."""
+        return misfits.cluster_misfits(self, n_clusters=n_clusters,
+                                       embedder=embedder, progress=progress)
 
     def assign(self, samples, assigner="auto", **kwargs):
         """Places ``samples`` the run has not seen into its clusters (see

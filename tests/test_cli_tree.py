@@ -65,6 +65,8 @@ def test_tree_errors_name_the_flag_and_exit_2(tree_folder):
     assert out.returncode == 2 and "--accept" in out.stderr
     out = _cli("carry-over", tree_folder, "nope", "h")
     assert out.returncode == 2 and "nope" in out.stderr
+    out = _cli("misfits", tree_folder, "h")
+    assert out.returncode == 2 and "fit no cluster" in out.stderr
 
 
 def test_names_are_carried_to_a_rerun_and_the_report_printed(tree_folder,

@@ -258,3 +258,46 @@ def test_a_noise_budget_is_met_by_the_hierarchy(digit_files, make_dataset):
     with pytest.raises(ic.ParamError) as e:
         ic.compute_clusters(ds, "x", **HIER, noise="assign")
     assert e.value.param == "noise"
+
+
+def test_misfits_become_new_clusters_of_the_run(digits, tmp_path):
+    from PIL import Image
+
+    ds, run = digits
+    rng = np.random.default_rng(0)
+
+    def odd(name, value):
+        pixels = np.clip(value + rng.normal(0, 4, (8, 8)), 0, 255)
+        Image.fromarray(pixels.astype(np.uint8)).save(tmp_path / name)
+        return fo.Sample(filepath=str(tmp_path / name))
+
+    # Two kinds the digits have none of: white, and mid grey.
+    new_ids = ds.add_samples([odd(f"w{i}.png", 250) for i in range(5)]
+                             + [odd(f"g{i}.png", 128) for i in range(5)],
+                             progress=False)
+    run = run.assign(ds)
+    assert ds.select(new_ids).values("h_misfit") == [True] * 10
+
+    with pytest.raises(ic.ParamError) as e:
+        run.cluster_misfits(n_clusters=11)
+    assert e.value.param == "n_clusters"
+    updated, made = run.cluster_misfits()
+    assert len(made) == 2 and set(made) <= set(updated.cut)
+    clusters = ds.select(new_ids).values("h_cluster")
+    assert set(clusters) == set(made)
+    assert clusters[:5] == [clusters[0]] * 5 != clusters[5:]
+    assert ds.select(new_ids).values("h_misfit") == [False] * 10
+    for i in range(len(updated.layers)):
+        assert ds.select(new_ids).values(f"h_layer{i}") == clusters
+    assert {c["id"]: c["size"] for c in updated.clusters}[made[0]] == 5
+    # The new clusters are nodes like the others: named, and kept by cut
+    # moves.
+    updated = updated.name(made[0], "blank")
+    finest = updated.set_cut(layer=0)
+    assert set(made) <= set(finest.cut)
+    assert ds.count_values("h_label")["blank"] == 5
+    # A later image like them is placed into them, not left out.
+    (late,) = ds.add_samples([odd("w_late.png", 250)], progress=False)
+    finest.assign(ds)
+    assert ds[late]["h_misfit"] is False
+    assert ds[late]["h_cluster"] == clusters[0]
