@@ -13,13 +13,19 @@ noise assigned), in the same run:
 - **scale**: an existing 512-D field of 10k, 100k and 1M synthetic
   vectors (no embedding), each run in its own process: time and peak
   resident memory of the hierarchy against the default, and their ratio;
+- **cut-rules**: rules for the default cut, each read off the same tree
+  on the preset's clustered space (PCA 50 -> UMAP 10-D) of every labelled
+  set and of the 512-D mixture of 100 components at ``--rule-size``
+  points: the ARI of the cut each rule chooses and its number of
+  clusters, then the worst and mean ARI of each rule over the labelled
+  sets;
 - **merges**: on digits' finest layer, the share of the top 10 merge
   suggestions whose clusters share their majority class, beside the share
   of all pairs of that layer's clusters that do (what chance gives).
 
-    python benchmarks/hierarchy.py [--parts quality scale merges]
+    python benchmarks/hierarchy.py [--parts quality cut-rules scale merges]
         [--sets digits ...] [--sizes 10000 100000 1000000]
-        [--default-up-to 100000] [--umap-up-to 100000]
+        [--default-up-to 100000] [--umap-up-to 100000] [--rule-size 100000]
 
 Goal (the issue): the hierarchy becomes the default run if it beats the
 default on the worst set and is faster at 100k; it fits 1M x 512 in 6 GB.
@@ -169,6 +175,230 @@ def quality(sets):
     return datasets
 
 
+# -- cut rules ---------------------------------------------------------------
+
+# The silhouette rules: k from 2 to CUT_MAX (the narrow range) or to
+# WIDE_CUT_MAX, on a sample of CUT_SAMPLE points; HDBSCAN counts on a
+# sample of COUNT_SAMPLE.
+CUT_MAX = 40
+WIDE_CUT_MAX = 200
+CUT_SAMPLE = 5000
+COUNT_SAMPLE = 20000
+
+
+def preset_space(ds, kind):
+    """``(X, truth, seed)``: the preset's clustered space of ``ds``, the
+    true class of each of its rows and the run's seed."""
+    from image_clustering.clustering.pipeline import (embed_stage, plan_run,
+                                                      reduce_stage)
+    from image_clustering.clustering.request import resolve_request
+    from image_clustering.support import Reporter
+
+    spec = resolve_request(preset="pixels", method="hierarchy", map="none",
+                           **truth_request(kind))
+    plan = plan_run(ds, "hb", spec)
+    emb = embed_stage(plan, Reporter(None))
+    X, _ = reduce_stage(emb.vectors, spec, Reporter(None), 0.0, 1.0)
+    if plan.labels_path:
+        ids, truth = ds.values([f"{plan.labels_path}.id", plan.truth_path],
+                               unwind=True)
+    else:
+        ids, truth = ds.values(["id", plan.truth_path])
+    by_id = dict(zip(ids, truth))
+    return X, [by_id[i] for i in emb.ids], spec.seed
+
+
+def mixture_space(n, seed):
+    """``(X, truth)``: the preset's reduction of ``n`` points of the 512-D
+    mixture of 100 components."""
+    from image_clustering.clustering.pipeline import reduce_stage
+    from image_clustering.clustering.request import resolve_request
+    from image_clustering.support import Reporter
+
+    X, truth = map(np.concatenate, zip(*synthetic.mixture(n, 512, 100)))
+    spec = resolve_request(preset="pixels", method="hierarchy",
+                           embeddings_field="emb", seed=seed)
+    X, _ = reduce_stage(X, spec, Reporter(None), 0.0, 1.0)
+    return X, truth
+
+
+def cut_silhouettes(X, merges, micro_labels, m, candidates, seed,
+                    sample=None, progress=None):
+    """``(scores, rows)``: the silhouette of the tree's cut at each number
+    of clusters of ``candidates``, on a sample of ``sample`` rows of ``X``
+    (default :data:`CUT_SAMPLE`). The distances of each sampled point to
+    each small cluster are summed once; every cut then only adds those
+    sums up by its clusters, so a long range of cuts costs little more
+    than one."""
+    from sklearn.metrics import pairwise_distances
+
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(X), min(len(X), sample or CUT_SAMPLE),
+                      replace=False)
+    micro = micro_labels[rows]
+    order = np.argsort(micro, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(micro[order]) > 0])
+    present = micro[order][starts]
+    to_micro = np.zeros((len(rows), m))
+    to_micro[:, present] = np.add.reduceat(
+        pairwise_distances(X[rows], X[rows[order]]), starts, axis=1)
+    in_micro = np.bincount(micro, minlength=m)
+    scores = []
+    for i, k in enumerate(candidates):
+        cut = cut_merges(merges, m, k)
+        scores.append(_silhouette(to_micro, in_micro, cut, micro, k))
+        if progress:
+            progress((i + 1) / len(candidates),
+                     f"hierarchy: silhouette of {k} clusters")
+    return scores, rows
+
+
+def _silhouette(to_micro, in_micro, cut, micro, k):
+    """The mean silhouette of the sampled points when the small clusters
+    are grouped by ``cut`` (a point alone in its cluster scores 0, as in
+    scikit-learn)."""
+    order = np.argsort(cut, kind="stable")
+    to_cluster = np.add.reduceat(to_micro[:, order], np.searchsorted(
+        cut[order], np.arange(k)), axis=1)
+    sizes = np.bincount(cut, weights=in_micro, minlength=k)
+    own = cut[micro]
+    if np.count_nonzero(sizes) < 2:
+        return -1.0
+    at = np.arange(len(own))
+    a = to_cluster[at, own] / np.maximum(sizes[own] - 1, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_to = to_cluster / sizes
+    mean_to[:, sizes == 0] = np.inf
+    mean_to[at, own] = np.inf
+    b = mean_to.min(axis=1)
+    s = np.where(sizes[own] > 1, (b - a) / np.maximum(a, b), 0.0)
+    return float(np.nan_to_num(s).mean())
+
+
+def merge_heights(centres, sizes, merges):
+    """The Ward distance of each merge, in order (``sqrt(2 * cost)``, as
+    scipy's ``linkage`` reports it)."""
+    C = np.asarray(centres, np.float64).copy()
+    w = np.asarray(sizes, np.float64).copy()
+    heights = []
+    for a, b in merges:
+        cost = w[a] * w[b] / (w[a] + w[b]) * ((C[a] - C[b]) ** 2).sum()
+        heights.append(np.sqrt(2 * cost))
+        C[a] = (w[a] * C[a] + w[b] * C[b]) / (w[a] + w[b])
+        w[a] += w[b]
+    return np.array(heights)
+
+
+def hdbscan_labels(X, seed):
+    """HDBSCAN's labels (the preset's parameters) on up to
+    :data:`COUNT_SAMPLE` rows of ``X``, and those rows."""
+    import hdbscan
+
+    rows = np.arange(len(X))
+    if len(X) > COUNT_SAMPLE:
+        rows = np.sort(np.random.default_rng(seed).choice(
+            len(X), COUNT_SAMPLE, replace=False))
+    labels = hdbscan.HDBSCAN(min_cluster_size=20,
+                             min_samples=10).fit(X[rows]).labels_
+    return labels, rows
+
+
+def rule_cuts(X, seed):
+    """``({rule: (k, seconds)}, (merges, micro_labels, m))``: the cut of
+    every candidate rule and the tree they cut."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from image_clustering.algorithms import hierarchy as h
+
+    m = int(min(h.MAX_MICRO, max(2, len(X) // h.POINTS_PER_MICRO)))
+    centres, sizes, micro, merges = h.micro_tree(
+        np.ascontiguousarray(X, np.float32), m, seed, lambda f, msg: None)
+    m = len(centres)
+    cuts = {}
+
+    t = time.time()
+    narrow = list(range(2, min(CUT_MAX, m - 1) + 1))
+    scores, _ = cut_silhouettes(X, merges, micro, m, narrow, seed)
+    narrow_s = time.time() - t
+    cuts["a. silhouette 2..40"] = (narrow[int(np.argmax(scores))], narrow_s)
+
+    t = time.time()
+    wide = list(range(2, min(WIDE_CUT_MAX, m - 1) + 1))
+    scores, _ = cut_silhouettes(X, merges, micro, m, wide, seed)
+    wide_s = time.time() - t
+    cuts["c. silhouette 2..min(m-1, 200)"] = (
+        wide[int(np.argmax(scores))], wide_s)
+    within = [k for k, s in zip(wide, scores) if s >= 0.9 * max(scores)]
+    cuts["e. finest within 10% of best"] = (max(within), wide_s)
+
+    t = time.time()
+    heights = merge_heights(centres, sizes, merges)
+    # Cutting at k stops before merge m - k: the gap is that merge's height
+    # less the one before it.
+    gaps = {k: heights[m - k] - heights[m - k - 1] for k in wide}
+    cuts["d. largest Ward gap, k>=2"] = (max(gaps, key=gaps.get),
+                                         time.time() - t)
+    above = {k: g for k, g in gaps.items() if k >= 3}
+    cuts["d'. largest Ward gap, k>=3"] = (max(above, key=above.get),
+                                          time.time() - t)
+
+    t = time.time()
+    found, rows = hdbscan_labels(X, seed)
+    count_s = time.time() - t
+    k = int(min(max(2, found.max() + 1), m - 1))
+    cuts["b. HDBSCAN's count"] = (k, count_s)
+    clustered = found >= 0
+    agree = {k: adjusted_rand_score(found[clustered], h.cut_merges(
+        merges, m, k)[micro[rows[clustered]]]) for k in wide}
+    cuts["f. cut agreeing best w/ HDBSCAN"] = (max(agree, key=agree.get),
+                                               time.time() - t)
+    return cuts, (merges, micro, m)
+
+
+def score_rules(X, truth, seed):
+    """``{rule: (ARI, k, seconds)}``."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from image_clustering.algorithms.hierarchy import cut_merges
+
+    cuts, (merges, micro, m) = rule_cuts(X, seed)
+    return {rule: (adjusted_rand_score(truth, cut_merges(merges, m, k)[micro]),
+                   k, seconds)
+            for rule, (k, seconds) in cuts.items()}
+
+
+def cut_rules(sets, datasets, rule_size):
+    folder = None
+    print("\ncut rules: the ARI of the cut each rule reads off the tree of "
+          "the preset's clustered space\n(PCA 50 -> UMAP 10-D), its "
+          "clusters / true classes and the rule's own seconds\n")
+    print(f"{'rule':<34}{'set':<12}{'ARI':>7}{'k':>5}{'true':>5}"
+          f"{'seconds':>8}")
+    table = {}
+    for kind in sets:
+        ds = datasets.get(kind)
+        if ds is None:
+            folder = folder or tempfile.mkdtemp(prefix="image-sets-")
+            ds = image_sets.build(kind, folder)
+        X, truth, seed = preset_space(ds, kind)
+        for rule, (ari, k, seconds) in score_rules(X, truth, seed).items():
+            table.setdefault(rule, {})[kind] = ari
+            print(f"{rule:<34}{kind:<12}{ari:>7.3f}{k:>5}"
+                  f"{CLASSES[kind]:>5}{seconds:>8.2f}", flush=True)
+        print()
+    if rule_size:
+        X, truth = mixture_space(rule_size, 0)
+        kind = f"mix {rule_size // 1000}k"
+        for rule, (ari, k, seconds) in score_rules(X, truth, 0).items():
+            print(f"{rule:<34}{kind:<12}{ari:>7.3f}{k:>5}{100:>5}"
+                  f"{seconds:>8.2f}", flush=True)
+        print()
+    print(f"{'rule':<34}{'worst':>7}{'mean':>7}   over {', '.join(sets)}")
+    for rule, by_set in table.items():
+        values = list(by_set.values())
+        print(f"{rule:<34}{min(values):>7.3f}{np.mean(values):>7.3f}")
+
+
 # -- merges --------------------------------------------------------------------
 
 
@@ -306,7 +536,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--parts", nargs="*",
                         default=["quality", "merges", "scale"],
-                        choices=["quality", "merges", "scale"])
+                        choices=["quality", "cut-rules", "merges", "scale"])
     parser.add_argument("--sets", nargs="*",
                         default=list(image_sets.SETS + image_sets.EXTRA_SETS),
                         choices=image_sets.SETS + image_sets.EXTRA_SETS)
@@ -317,10 +547,15 @@ def main():
     parser.add_argument("--umap-up-to", type=int, default=100_000,
                         help="largest size the hierarchy on the preset's "
                         "reducer (UMAP on every point) runs at")
+    parser.add_argument("--rule-size", type=int, default=100_000,
+                        help="points of the mixture the cut rules are also "
+                        "read on (0: none)")
     args = parser.parse_args()
     datasets = {}
     if "quality" in args.parts:
         datasets = quality(args.sets)
+    if "cut-rules" in args.parts:
+        cut_rules(args.sets, datasets, args.rule_size)
     if "merges" in args.parts:
         merges(datasets)
     if "scale" in args.parts:

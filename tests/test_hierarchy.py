@@ -46,7 +46,7 @@ def test_one_fit_gives_nested_layers_and_a_default_cut(digits):
     block = run.results["hierarchy"]
     default = block["default_layer"]
     assert sorted(run.cut) == list(range(counts[default]))
-    assert "silhouette" in block["rule"]["rule"]
+    assert "HDBSCAN finds" in block["rule"]["rule"]
     # Every layer is a field, and finer layers nest in coarser ones.
     layers = [ds.values(f"h_layer{i}") for i in range(len(counts))]
     for fine, coarse in zip(layers, layers[1:]):

@@ -4,6 +4,7 @@ arrays (no FiftyOne)."""
 import numpy as np
 import pytest
 
+from image_clustering.algorithms.hierarchy import HierarchyClusterer
 from image_clustering.algorithms.merges import suggest
 from image_clustering.algorithms.tree import Tree
 from image_clustering.units import ParamError
@@ -104,3 +105,18 @@ def test_merges_suggest_the_pair_whose_points_mix_and_never_a_rejected_one():
     again = suggest([0, 1, 2], centres, spreads, parent, X, labels, n=3,
                     rejected={frozenset((0, 1))})
     assert [0, 1] not in [s["clusters"] for s in again]
+
+
+def test_the_default_cut_takes_as_many_clusters_as_hdbscan_finds():
+    # 60 tight, well-apart groups: more than a silhouette scan up to 40
+    # clusters could reach.
+    rng = np.random.default_rng(0)
+    centres = rng.uniform(-1000, 1000, size=(60, 2))
+    X = np.concatenate([c + rng.normal(size=(40, 2)) for c in centres])
+    fitted = HierarchyClusterer().fit(X)
+    rule = fitted.cut_rule_
+    assert rule["hdbscan_clusters"] == 60
+    assert rule["layers"][fitted.default_layer_] == 60
+    given = HierarchyClusterer(cut=7).fit(X)
+    assert given.cut_rule_["rule"] == "given"
+    assert given.cut_rule_["layers"][given.default_layer_] == 7
