@@ -183,3 +183,76 @@ def test_a_cluster_above_the_cut_is_offered_and_named(shades):
     shades.reload()
     assert set(shades.match({"h_cluster": parent}).distinct("h_label")) == \
         {"dark"}
+
+
+def _panel_event(dataset, method, state, **params):
+    """Runs the Clusters panel's ``method`` as the App does; returns the
+    operations it asked the App for, by name."""
+    result = foo.execute_operator(
+        f"{PLUGIN}/clusters_panel", dict(dataset=dataset, params={
+            "__method__": method, "panel_id": "p", "panel_state": state,
+            **params}))
+    assert result.error is None, result.error
+    out = {}
+    for r in result.executor.to_json()["requests"]:
+        out.setdefault(r["operator_uri"].rsplit("/", 1)[-1], []).append(
+            r["params"])
+    return out
+
+
+def _shown(output):
+    """Every text of a rendered panel, and the names of its parts."""
+    return "\n".join(_strings(output))
+
+
+def _strings(node):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield str(k)
+            yield from _strings(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _strings(v)
+    elif isinstance(node, str):
+        yield node
+
+
+def test_the_panel_shows_the_cut_as_a_tree_and_the_merge_queue(shades):
+    run = ic.load_run(shades, "h")
+    state = {"run_key": "h", "run_id": run.run_id}
+    output = _shown(_panel_event(shades, "on_load", state)[
+        "show_panel_output"][-1]["output"])
+    tree = run.tree
+    for parent in {int(tree.parent[c]) for c in run.cut}:
+        held = sorted(c for c in run.cut if tree.parent[c] == parent)
+        assert (f"▾ **Cluster {parent} ({run.node(parent)['size']})** · "
+                "holds " + ", ".join(map(str, held))) in output
+        for c in held:
+            assert f"\u2003\u2003└ **Cluster {c}**" in output
+    top = run.suggest_merges(n=1, per_cluster=0)[0]
+    assert top["reason"] in output
+    for c in top["clusters"]:
+        assert f"side_{c}" in output
+    assert "merge_0_buttons" in output
+
+
+def test_a_flat_run_keeps_its_panel(shades):
+    run = ic.load_run(shades, "flat")
+    output = _shown(_panel_event(shades, "on_load", {
+        "run_key": "flat", "run_id": run.run_id})["show_panel_output"][-1][
+            "output"])
+    assert "Merge suggestions" not in output and "holds" not in output
+    assert "**Cluster 0** ·" in output
+
+
+def test_the_panel_buttons_run_move_cut_and_merge_suggestions(shades):
+    run = ic.load_run(shades, "h")
+    state = {"run_key": "h", "run_id": run.run_id}
+    asked = _panel_event(shades, "on_accept_merge", state, clusters="0,3")
+    assert asked["merge_suggestions"] == [{
+        "run_key": "h", "decision": "accept", "suggestion": "0,3"}]
+    asked = _panel_event(shades, "on_collapse", state, clusters=[0, 3])
+    assert asked["move_cut"] == [{
+        "run_key": "h", "action": "collapse", "clusters": ["0", "3"]}]
+    asked = _panel_event(shades, "on_coarser", state)
+    assert asked["move_cut"] == [{"run_key": "h", "action": "coarser"}]
