@@ -525,7 +525,7 @@ class ClustersPanel(foo.Panel):
             self._render_row(panel, row)
 
     def _render_cut(self, panel, run):
-        panel.md(f"### Clusters of the cut · {cut_description(run)}",
+        panel.md(f"**Clusters of the cut** · {cut_description(run)}",
                  name="cut_title")
         moves = panel.h_stack("cut_moves", gap=1, align_y="center")
         moves.btn("finer", label="Finer", icon="unfold_more",
@@ -535,22 +535,24 @@ class ClustersPanel(foo.Panel):
         moves.btn("move", label=LABELS["move_cut"], on_click=self.on_move_cut)
 
     def _render_tree(self, panel, run, rows):
-        """The cut's clusters, each under the cluster above it (whose line
-        collapses them into it), largest first; noise last."""
-        for parent, members in tree_lines(run, rows):
-            depth = 0
-            if parent is not None:
-                self._render_parent(panel, run, parent, members)
-                depth = 1
-            for row in members:
-                self._render_row(panel, row, depth, expandable=bool(
-                    row["id"] >= 0 and run.tree.children(row["id"])))
+        """The cut's clusters under the clusters above them, indented by
+        depth, largest first; each cluster above the cut collapses the
+        cut's clusters it holds into it; noise last."""
+        tree = run.tree
+        by_id = {row["id"]: row for row in rows}
+        for depth, node, held in tree_lines(run):
+            if node in by_id:
+                self._render_row(panel, by_id[node], depth,
+                                 expandable=bool(tree.children(node)))
+            else:
+                self._render_parent(panel, run, node, held, depth)
+        if -1 in by_id:
+            self._render_row(panel, by_id[-1])
 
-    def _render_parent(self, panel, run, parent, members):
-        held = [r["id"] for r in members]
+    def _render_parent(self, panel, run, parent, held, depth):
         line = panel.h_stack(f"node_{parent}", gap=2, align_y="center")
-        line.md(f"▾ **{cluster_label(run, parent)}** · holds "
-                + ", ".join(map(str, held)), name="text")
+        line.md(INDENT * depth + f"▾ **{cluster_label(run, parent)}** · "
+                "holds " + ", ".join(map(str, held)), name="text")
         line.btn("collapse", label="Collapse", on_click=self.on_collapse,
                  params={"clusters": held})
         line.btn("name", label=LABELS["name_cluster"],
@@ -559,7 +561,7 @@ class ClustersPanel(foo.Panel):
     def _render_merges(self, panel, run):
         """The queue of merge suggestions: each pair's images side by
         side, its score and why, Accept and Reject."""
-        panel.md("### Merge suggestions", name="merges_title")
+        panel.md("**Merge suggestions**", name="merges_title")
         try:
             queue = run.suggest_merges(n=QUEUE, per_cluster=QUEUE_IMAGES)
         except Exception as e:
@@ -619,21 +621,30 @@ class ClustersPanel(foo.Panel):
                  on_click=self.on_name_cluster, params={"cluster": c})
 
 
-def tree_lines(run, rows):
-    """The cut's rows under the clusters above them: ``[(parent, rows)]``,
-    a parent (``None`` for a cluster with none above it, and the noise)
-    with the rows of the cut it holds; parents largest first, and the
-    noise last."""
-    tree = run.tree
-    under = {}
-    for row in rows:
-        parent = int(tree.parent[row["id"]]) if row["id"] >= 0 else -1
-        under.setdefault(None if parent < 0 else parent, []).append(row)
-    lines = [(p, members) for p, members in under.items() if p is not None]
-    lines.sort(key=lambda line: (-int(tree.size[line[0]]), line[0]))
-    alone = under.get(None, [])
-    lines += [(None, [row]) for row in alone if row["id"] >= 0]
-    lines += [(None, [row]) for row in alone if row["id"] < 0]
+def tree_lines(run):
+    """The lines of a layered run's tree down to its cut, depth first:
+    ``(depth, node, held)``, where ``held`` lists the clusters of the cut
+    under ``node`` (a cluster of the cut holds itself); siblings largest
+    first."""
+    tree, cut = run.tree, set(run.cut)
+    held = {}
+    for c in cut:
+        for node in tree.ancestors(c):
+            held.setdefault(node, []).append(c)
+    shown = set(held)
+
+    def below(node):
+        return sorted((k for k in tree.children(node) if k in shown),
+                      key=lambda k: (-int(tree.size[k]), k))
+
+    roots = sorted((n for n in shown if tree.parent[n] < 0),
+                   key=lambda k: (-int(tree.size[k]), k))
+    lines, todo = [], [(0, n) for n in reversed(roots)]
+    while todo:
+        depth, node = todo.pop()
+        lines.append((depth, node, sorted(held[node])))
+        if node not in cut:
+            todo.extend((depth + 1, k) for k in reversed(below(node)))
     return lines
 
 

@@ -9,6 +9,7 @@ from fiftyone.operators.executor import ExecutionContext, ExecutionError
 
 import image_clustering as ic
 from conftest import write_gray
+from image_clustering.operators.panel import INDENT
 
 PLUGIN = "@image-clustering/clustering"
 SHADES = (20, 50, 120, 150, 215, 245)
@@ -223,12 +224,18 @@ def test_the_panel_shows_the_cut_as_a_tree_and_the_merge_queue(shades):
     output = _shown(_panel_event(shades, "on_load", state)[
         "show_panel_output"][-1]["output"])
     tree = run.tree
-    for parent in {int(tree.parent[c]) for c in run.cut}:
-        held = sorted(c for c in run.cut if tree.parent[c] == parent)
-        assert (f"▾ **Cluster {parent} ({run.node(parent)['size']})** · "
-                "holds " + ", ".join(map(str, held))) in output
+    above = {a for c in run.cut for a in tree.ancestors(c)[1:]}
+    assert above
+    for node in above:
+        held = sorted(c for c in run.cut if node in tree.ancestors(c))
+        line = (INDENT * tree.depth(node) + f"▾ **Cluster {node} "
+                f"({run.node(node)['size']})** · holds "
+                + ", ".join(map(str, held)))
+        assert line in output
         for c in held:
-            assert f"\u2003\u2003└ **Cluster {c}**" in output
+            # each cluster of the cut is indented under every one above it
+            row = INDENT * tree.depth(c) + f"└ **Cluster {c}**"
+            assert output.index(row) > output.index(line)
     top = run.suggest_merges(n=1, per_cluster=0)[0]
     assert top["reason"] in output
     for c in top["clusters"]:
