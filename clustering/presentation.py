@@ -75,7 +75,7 @@ def show(run, replaced=None):
 def present(dataset, run):
     """Shows ``run`` (a :class:`.results.ClusterRun`) in the App."""
     if not run.patches_field:
-        show_fields(dataset, run.key, run.fields, len(run.clusters),
+        show_fields(dataset, run.key, run.fields, run.cluster_ids(),
                     run_sizes(run), run_names(run))
     brain_key = schema.brain_key_of(run.config)
     if brain_key and "map" in run.fields:
@@ -158,9 +158,11 @@ def _remember_map(dataset, brain_key, run_key):
     dataset.save()
 
 
-def show_fields(dataset, key, fields, n_clusters, sizes=(), names=None):
+def show_fields(dataset, key, fields, clusters, sizes=(), names=None):
     """Gathers the run's fields into one sidebar group and colours its
-    clusters categorically (noise in grey), and each cluster's name
+    ``clusters`` (ids: those of the current cut, which after a move of a
+    hierarchy's cut are not 0 to k-1) categorically (noise in grey), and
+    each cluster's name
     (``names``: cluster id -> name) in its cluster's colour; the cluster
     sizes ``sizes`` shown on tiles get one quiet colour."""
     import fiftyone as fo
@@ -168,8 +170,7 @@ def show_fields(dataset, key, fields, n_clusters, sizes=(), names=None):
     config = dataset.app_config
     _group_fields(dataset, key, fields)
     scheme = config.color_scheme or fo.ColorScheme()
-    ours = {fields["cluster"]: cluster_colors(fields["cluster"],
-                                              n_clusters)}
+    ours = {fields["cluster"]: cluster_colors(fields["cluster"], clusters)}
     if "size" in fields and sizes:
         ours[fields["size"]] = size_colors(fields["size"], sizes)
     if "label" in fields and names:
@@ -184,15 +185,15 @@ def show_fields(dataset, key, fields, n_clusters, sizes=(), names=None):
     dataset.save()
 
 
-def cluster_colors(cluster_path, n_clusters):
+def cluster_colors(cluster_path, clusters):
     """The colour-scheme entry of a cluster field: one colour per cluster
-    id, noise in grey."""
+    id of ``clusters``, noise in grey."""
     return {
         "path": cluster_path,
         "colorByAttribute": cluster_path,
         "valueColors": [{"value": "-1", "color": NOISE_COLOR}] + [
             {"value": str(c), "color": cluster_color(c)}
-            for c in range(n_clusters)
+            for c in sorted(clusters)
         ],
     }
 
@@ -356,7 +357,7 @@ def _show_unshown_runs(dataset, runs):
             continue
         if group_name(key) in groups and run.fields["cluster"] in colored:
             continue
-        show_fields(dataset, key, run.fields, len(run.clusters),
+        show_fields(dataset, key, run.fields, run.cluster_ids(),
                     run_sizes(run), run_names(run))
         out.append(f"showed run '{key}' in the App (its sidebar group and "
                    "cluster colours)")

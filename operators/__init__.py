@@ -17,6 +17,7 @@ from .curation import (
     NameCluster,
     TagClusters,
 )
+from .hierarchy import MergeSuggestions, MoveCut
 from .panel import ClustersPanel
 from .runs import (
     AssignClusters,
@@ -39,6 +40,8 @@ OPERATORS = (
     CompareClusteringRuns,
     AssignClusters,
     PlotClusteringRun,
+    MoveCut,
+    MergeSuggestions,
     LabelClusters,
     NameCluster,
     TagClusters,

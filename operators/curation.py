@@ -34,6 +34,7 @@ from .forms import (
     add_multi_choice,
     add_unit_inputs,
     cluster_choices,
+    node_choices,
     read_unit_params,
 )
 from .words import unit_param_label
@@ -186,9 +187,10 @@ class NameCluster(ActionOperator):
         key = add_existing_run_input(ctx, inputs)
         if key is None:
             return types.Property(inputs)
-        choices = cluster_choices(api.load_run(ctx.dataset, key))
+        choices = node_choices(api.load_run(ctx.dataset, key))
         add_choice(inputs, "cluster", choices, next(iter(choices), None),
-                   "Cluster")
+                   "Cluster", "A layered run's clusters above the current "
+                   "cut can be named too")
         inputs.str("name", required=True, label="Name")
         inputs.str("description", required=False, label="Description")
         return types.Property(inputs, view=types.View(label="Name a cluster"))

@@ -266,10 +266,15 @@ def add_existing_run_input(ctx, inputs, name="run_key", label="Run",
 
 
 def cluster_label(run, cluster):
-    """How the App names a cluster: ``Cluster 3: receipts (41)``."""
+    """How the App names a cluster: ``Cluster 3: receipts (41)``; a node
+    of a layered run's tree outside the current cut counts the members
+    it had at the fit."""
     if cluster < 0:
         return f"Noise ({run.metrics['n_noise']})"
-    size = next(c["size"] for c in run.clusters if c["id"] == cluster)
+    size = next((c["size"] for c in run.clusters if c["id"] == cluster),
+                None)
+    if size is None:
+        size = run.node(cluster)["size"]
     name = run.name_of(cluster)
     return f"Cluster {cluster}" + (f": {name}" if name else "") + \
         f" ({size})"
@@ -280,6 +285,23 @@ def cluster_choices(run, noise=True):
     out = {str(c["id"]): cluster_label(run, c["id"]) for c in run.clusters}
     if noise and run.metrics["n_noise"]:
         out["-1"] = cluster_label(run, -1)
+    return out
+
+
+def node_choices(run):
+    """What a cluster can be named on: the clusters of the current cut
+    (:func:`cluster_choices`), then the nodes above them in a layered
+    run's tree, nearest first, each with the cut's clusters it holds."""
+    out = cluster_choices(run)
+    tree, cut = run.tree, run.cut
+    held = {}
+    for c in cut:
+        for node in tree.ancestors(c)[1:]:
+            held.setdefault(node, []).append(c)
+    for node in sorted(held, key=lambda n: (-tree.depth(n),
+                                            -int(tree.size[n]), n)):
+        out[str(node)] = f"{cluster_label(run, node)} · holds " + \
+            ", ".join(map(str, sorted(held[node])))
     return out
 
 

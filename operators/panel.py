@@ -7,6 +7,13 @@ The panel's state (run key and id, sort, comparison, chart, note) and its
 rendered properties share one namespace in the App: no property is named
 like a state key, or the App would write the property's value over it.
 
+For a layered run (``method="hierarchy"``) the clusters of the current
+cut are shown as a tree: each under the cluster above it, with buttons to
+move the cut (finer, coarser, expand one cluster, collapse a parent's
+clusters into it), and below them the queue of merge suggestions, each
+pair's images nearest their centres side by side, with Accept and
+Reject. The buttons run the operators Move cut and Merge suggestions.
+
 The panel follows the data. Every operator of this plugin that changes a
 run calls :meth:`ClustersPanel.on_refresh` of each open Clusters panel (see
 :mod:`.app`), which reads the runs again. A run is followed by its id,
@@ -22,11 +29,13 @@ import fiftyone.operators.types as types
 
 from ..clustering import api as runs
 from ..clustering.charts import KINDS, plot_run, saved_charts
+from ..clustering.hierarchy import merge_plan
 from ..storage import runs as stored
 from ..storage import schema
 from .words import describe
 from . import app
-from .forms import default_run
+from .forms import cluster_label, default_run
+from .hierarchy import cut_description
 
 SORTS = {
     "size_desc": "Largest first",
@@ -44,7 +53,15 @@ LABELS = {
     "tag_clusters": "Tag clusters",
     "group_clusters": "Group clusters",
     "plot_clustering_run": "Plot clustering run",
+    "move_cut": "Move cut",
+    "merge_suggestions": "Merge suggestions",
 }
+
+#: Merge suggestions the panel's queue shows, and images per cluster.
+QUEUE = 5
+QUEUE_IMAGES = 3
+#: What indents a tree line one level (markdown trims plain spaces).
+INDENT = "\u2003\u2003"
 
 
 # -- what the panel shows, read from the database -----------------------------
@@ -307,6 +324,38 @@ class ClustersPanel(foo.Panel):
     def on_label(self, ctx):
         self._prompt(ctx, "label_clusters")
 
+    def _trigger(self, ctx, name, **params):
+        """Runs the operator ``name`` on the panel's run with ``params``,
+        as if its form had been filled: one code path, and the operator
+        shows the result and refreshes the panel."""
+        ctx.trigger(f"{self.plugin_name}/{name}", params={
+            "run_key": ctx.panel.state.run_key, **params})
+
+    def on_finer(self, ctx):
+        self._trigger(ctx, "move_cut", action="finer")
+
+    def on_coarser(self, ctx):
+        self._trigger(ctx, "move_cut", action="coarser")
+
+    def on_expand(self, ctx):
+        self._trigger(ctx, "move_cut", action="expand",
+                      cluster=str(ctx.params["cluster"]))
+
+    def on_collapse(self, ctx):
+        self._trigger(ctx, "move_cut", action="collapse",
+                      clusters=[str(c) for c in ctx.params["clusters"]])
+
+    def on_move_cut(self, ctx):
+        self._prompt(ctx, "move_cut")
+
+    def on_accept_merge(self, ctx):
+        self._trigger(ctx, "merge_suggestions", decision="accept",
+                      suggestion=ctx.params["clusters"])
+
+    def on_reject_merge(self, ctx):
+        self._trigger(ctx, "merge_suggestions", decision="reject",
+                      suggestion=ctx.params["clusters"])
+
     def on_compute(self, ctx):
         ctx.prompt(f"{self.plugin_name}/compute_clusters",
                    on_success=self.on_refresh)
@@ -340,7 +389,12 @@ class ClustersPanel(foo.Panel):
             self._render_comparison(ctx, panel, run,
                                     ctx.panel.state.compare_with)
         self._render_charts(ctx, panel, run)
-        self._render_rows(panel, rows)
+        if run.results.get("hierarchy"):
+            self._render_cut(panel, run)
+            self._render_tree(panel, run, rows)
+            self._render_merges(panel, run)
+        else:
+            self._render_rows(panel, rows)
 
     def _render_scheduled(self, ctx, panel):
         try:
@@ -470,7 +524,81 @@ class ClustersPanel(foo.Panel):
         for row in rows:
             self._render_row(panel, row)
 
-    def _render_row(self, panel, row):
+    def _render_cut(self, panel, run):
+        panel.md(f"**Clusters of the cut** · {cut_description(run)}",
+                 name="cut_title")
+        moves = panel.h_stack("cut_moves", gap=1, align_y="center")
+        moves.btn("finer", label="Finer", icon="unfold_more",
+                  on_click=self.on_finer)
+        moves.btn("coarser", label="Coarser", icon="unfold_less",
+                  on_click=self.on_coarser)
+        moves.btn("move", label=LABELS["move_cut"], on_click=self.on_move_cut)
+
+    def _render_tree(self, panel, run, rows):
+        """The cut's clusters under the clusters above them, indented by
+        depth, largest first; each cluster above the cut collapses the
+        cut's clusters it holds into it; noise last."""
+        tree = run.tree
+        by_id = {row["id"]: row for row in rows}
+        for depth, node, held in tree_lines(run):
+            if node in by_id:
+                self._render_row(panel, by_id[node], depth,
+                                 expandable=bool(tree.children(node)))
+            else:
+                self._render_parent(panel, run, node, held, depth)
+        if -1 in by_id:
+            self._render_row(panel, by_id[-1])
+
+    def _render_parent(self, panel, run, parent, held, depth):
+        line = panel.h_stack(f"node_{parent}", gap=2, align_y="center")
+        line.md(INDENT * depth + f"▾ **{cluster_label(run, parent)}** · "
+                "holds " + ", ".join(map(str, held)), name="text")
+        line.btn("collapse", label="Collapse", on_click=self.on_collapse,
+                 params={"clusters": held})
+        line.btn("name", label=LABELS["name_cluster"],
+                 on_click=self.on_name_cluster, params={"cluster": parent})
+
+    def _render_merges(self, panel, run):
+        """The queue of merge suggestions: each pair's images side by
+        side, its score and why, Accept and Reject."""
+        panel.md("**Merge suggestions**", name="merges_title")
+        try:
+            queue = run.suggest_merges(n=QUEUE, per_cluster=QUEUE_IMAGES)
+        except Exception as e:
+            panel.md(f"_Cannot suggest merges: {describe(e)}_",
+                     name="merges_error")
+            return
+        if not queue:
+            panel.md("_No merges to suggest_", name="merges_none")
+        for i, suggestion in enumerate(queue):
+            self._render_merge(panel, run, i, suggestion)
+
+    def _render_merge(self, panel, run, i, suggestion):
+        clusters = suggestion["clusters"]
+        how, parent = merge_plan(run, clusters)
+        outcome = f"accepting shows Cluster {parent}" if how == \
+            "collapse" else "accepting puts them in one group"
+        panel.md(f"**{' + '.join(cluster_label(run, c) for c in clusters)}**"
+                 f" · score {suggestion['score']:.2f} · {outcome}  \n"
+                 f"{suggestion['reason']}", name=f"merge_{i}_text")
+        pair = panel.h_stack(f"merge_{i}_images", gap=4, align_y="center")
+        for c in clusters:
+            side = pair.h_stack(f"side_{c}", gap=0.5, align_y="center")
+            side.md(f"**{c}**", name="caption")
+            for j, (_, path) in enumerate(suggestion["images"][str(c)]):
+                side.str(f"image_{j}",
+                         default=f"/media?filepath={quote(path)}",
+                         view=types.ImageView(height="64px", width="64px"))
+        value = ",".join(map(str, clusters))
+        buttons = panel.h_stack(f"merge_{i}_buttons", gap=1,
+                                align_y="center")
+        buttons.btn("accept", label="Accept", variant="contained",
+                    on_click=self.on_accept_merge,
+                    params={"clusters": value})
+        buttons.btn("reject", label="Reject", on_click=self.on_reject_merge,
+                    params={"clusters": value})
+
+    def _render_row(self, panel, row, depth=0, expandable=False):
         c = row["id"]
         line = panel.h_stack(f"cluster_{c}" if c >= 0 else "noise", gap=2,
                              align_y="center")
@@ -482,11 +610,42 @@ class ClustersPanel(foo.Panel):
                                      operator=self.on_show_cluster,
                                      params={"cluster": c}),
             )
-        line.md(_row_text(row), name="text")
+        line.md(INDENT * depth + ("└ " if depth else "") + _row_text(row),
+                name="text")
         line.btn("show", label="Show", on_click=self.on_show_cluster,
                  params={"cluster": c})
+        if expandable:
+            line.btn("expand", label="Expand", on_click=self.on_expand,
+                     params={"cluster": c})
         line.btn("name", label=LABELS["name_cluster"],
                  on_click=self.on_name_cluster, params={"cluster": c})
+
+
+def tree_lines(run):
+    """The lines of a layered run's tree down to its cut, depth first:
+    ``(depth, node, held)``, where ``held`` lists the clusters of the cut
+    under ``node`` (a cluster of the cut holds itself); siblings largest
+    first."""
+    tree, cut = run.tree, set(run.cut)
+    held = {}
+    for c in cut:
+        for node in tree.ancestors(c):
+            held.setdefault(node, []).append(c)
+    shown = set(held)
+
+    def below(node):
+        return sorted((k for k in tree.children(node) if k in shown),
+                      key=lambda k: (-int(tree.size[k]), k))
+
+    roots = sorted((n for n in shown if tree.parent[n] < 0),
+                   key=lambda k: (-int(tree.size[k]), k))
+    lines, todo = [], [(0, n) for n in reversed(roots)]
+    while todo:
+        depth, node = todo.pop()
+        lines.append((depth, node, sorted(held[node])))
+        if node not in cut:
+            todo.extend((depth + 1, k) for k in reversed(below(node)))
+    return lines
 
 
 def _row_text(row):
