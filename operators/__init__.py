@@ -17,7 +17,7 @@ from .curation import (
     NameCluster,
     TagClusters,
 )
-from .hierarchy import MergeSuggestions, MoveCut
+from .hierarchy import CarryDecisions, MergeSuggestions, MoveCut
 from .panel import ClustersPanel
 from .runs import (
     AssignClusters,
@@ -42,6 +42,7 @@ OPERATORS = (
     PlotClusteringRun,
     MoveCut,
     MergeSuggestions,
+    CarryDecisions,
     LabelClusters,
     NameCluster,
     TagClusters,

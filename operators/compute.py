@@ -17,10 +17,16 @@ from ..algorithms.clusterers import CLUSTERERS
 from ..algorithms.layout2d import MAP_METHODS
 from ..algorithms.noise import MAX_NOISE, NOISE
 from ..algorithms.reducers import REDUCERS
-from ..clustering.api import load_run
+from ..clustering.api import list_runs, load_run
 from ..clustering.pipeline import compute_clusters
 from ..clustering.presets import DEFAULT_PRESET, PRESETS
-from ..clustering.request import GT_FIELD, MAP, SEED, resolve_request
+from ..clustering.request import (
+    CARRY_FROM,
+    GT_FIELD,
+    MAP,
+    SEED,
+    resolve_request,
+)
 from ..embedders import EMBEDDERS
 from ..units import ParamError
 from . import app
@@ -78,6 +84,7 @@ WORDS = {
     "reducer": "Reducer", "method": "Method", "noise": "Noise",
     "max_noise": "Largest share left as noise", "map": "2-D map",
     "gt_field": "Score against", "seed": "Random seed",
+    "carry_from": "Carry decisions from",
     "executor": "Embed on", "ray_address": "Ray address",
     "normalize": "L2-normalise",
 }
@@ -162,6 +169,8 @@ def request_from_form(params):
         if params.get(name) is not None:
             request[name] = params[name]
     request["gt_field"] = params.get("gt_field") or None
+    if params.get("carry_from"):
+        request["carry_from"] = params["carry_from"]
     request.update(executor_kwargs(params))
     return request
 
@@ -176,6 +185,7 @@ def form_from_request(run_key, overwrite=False, **request):
     params = {k: v for k, v in (
         ("run_key", run_key), ("preset", preset), ("overwrite", overwrite),
         ("map", spec.map), ("seed", spec.seed), ("gt_field", spec.gt_field),
+        ("carry_from", spec.carry_from),
         ("executor", spec.executor), ("ray_address", spec.ray_address))
         if v is not None}
     if spec.embedder is None:
@@ -353,6 +363,12 @@ class ComputeClusters(GeneratorOperator):
                        {"": "No ground truth", **{f: f for f in gt_fields}},
                        "", WORDS["gt_field"], GT_FIELD.description)
         inputs.int("seed", default=SEED.default, label=WORDS["seed"])
+        runs = list_runs(ctx.dataset)
+        if runs:
+            add_choice(inputs, "carry_from",
+                       {"": "The run this one overwrites, if any",
+                        **{k: f"Run '{k}'" for k in runs}},
+                       "", WORDS["carry_from"], CARRY_FROM.description)
         add_executor_inputs(ctx, inputs)
 
     def run(self, ctx):
@@ -421,6 +437,9 @@ def _done(run, targeted):
         extra.append(f"{run.skipped['count']:,} could not be read")
     if extra:
         message += " (" + ", ".join(extra) + ")"
+    carried = run.results.get("carried")
+    if carried:
+        message += "; decisions carried " + carried["lines"][0]
     return message
 
 

@@ -1,6 +1,7 @@
 """Operators on a layered run's tree: move its cut (a whole layer, one
 layer coarser or finer, one cluster into its children, clusters into
-their parent) and act on its merge suggestions. Each reads the form,
+their parent), act on its merge suggestions, and carry one run's
+decisions onto another. Each reads the form,
 calls the run's own method and shows the new clusters; the form says
 beforehand what the move will give, or why it cannot be made."""
 
@@ -10,7 +11,7 @@ from ..clustering import api
 from ..clustering.hierarchy import check_layered, merge_plan
 from ..units import ParamError
 from . import app
-from .base import ActionOperator, quick_config
+from .base import ActionOperator, failed_output, quick_config
 from .calling import call
 from .forms import (
     add_choice,
@@ -321,3 +322,60 @@ class MergeSuggestions(ActionOperator):
         return call(self, sample_collection, {
             "run_key": run_key, "decision": decision, "name": name,
             "suggestion": ",".join(str(c) for c in clusters)}).result
+
+
+class CarryDecisions(ActionOperator):
+    words = {"run_key": "From run", "from_key": "From run",
+             "to_key": "To run", "carry_from": "From run"}
+
+    @property
+    def config(self):
+        return quick_config("carry_decisions", "Carry decisions over",
+                            "Carry the names, groups and rejected merges of "
+                            "one run onto another's clusters, by member "
+                            "overlap")
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        source = add_existing_run_input(ctx, inputs, name="from_key",
+                                        label=self.words["from_key"])
+        if source is None:
+            return types.Property(inputs)
+        keys = [k for k in api.list_runs(ctx.dataset) if k != source]
+        if not keys:
+            prop = inputs.view("one_run", types.Warning(
+                label="Only one clustering run", description="Compute "
+                "another run to carry its decisions onto"))
+            prop.invalid = True
+            return types.Property(inputs)
+        add_choice(inputs, "to_key", {k: k for k in keys}, keys[-1],
+                   self.words["to_key"])
+        return types.Property(inputs, view=types.View(
+            label="Carry decisions over"))
+
+    def act(self, ctx):
+        p = ctx.params
+        report = api.carry_over(ctx.dataset, p["from_key"], p["to_key"])
+        run = api.load_run(ctx.dataset, p["to_key"])
+        if not ctx.delegated:
+            app.reload(ctx, ctx.dataset, app.field_names(ctx.dataset))
+            app.refresh_panels(ctx)
+            app.notify(ctx, "Decisions carried " + report["lines"][0])
+        return {"summary": report["lines"][0],
+                "lines": "\n".join(report["lines"][1:]),
+                "names": len(run.names)}
+
+    def resolve_output(self, ctx):
+        failed = failed_output(ctx)
+        if failed is not None:
+            return failed
+        outputs = types.Object()
+        outputs.str("summary", label="Carried")
+        outputs.str("lines", label="Cluster by cluster",
+                    view=types.TextView())
+        return types.Property(outputs, view=types.View(
+            label="Decisions carried over"))
+
+    def __call__(self, sample_collection, from_key, to_key):
+        return call(self, sample_collection, {
+            "from_key": from_key, "to_key": to_key}).result

@@ -43,7 +43,7 @@ def shades(make_dataset, tmp_path):
                    seed=i) for i in range(90)])
     fast = dict(embedder={"name": "pixels", "size": 8}, reducer="none",
                 map="none")
-    ic.compute_clusters(dataset, "h", method="hierarchy", **fast)
+    ic.compute_clusters(dataset, "h", method="hierarchy", cut=6, **fast)
     ic.compute_clusters(dataset, "flat", method="kmeans", n_clusters=3,
                         **fast)
     return dataset
@@ -263,3 +263,42 @@ def test_the_panel_buttons_run_move_cut_and_merge_suggestions(shades):
         "run_key": "h", "action": "collapse", "clusters": ["0", "3"]}]
     asked = _panel_event(shades, "on_coarser", state)
     assert asked["move_cut"] == [{"run_key": "h", "action": "coarser"}]
+
+
+def test_carry_decisions_over_names_the_clusters_of_the_other_run(shades):
+    ic.name_cluster(shades, "flat", 0, "darkest pair")
+    props = _inputs("carry_decisions", shades, {"from_key": "flat"})
+    assert _choices(props["to_key"]) == {"h": "h"}
+
+    out = _execute("carry_decisions", shades, {"from_key": "flat",
+                                                "to_key": "h"})
+    assert out["summary"].startswith("from run 'flat':")
+    run = ic.load_run(shades, "h")
+    assert "darkest pair" in run.results["carried"]["lines"][1]
+    # The flat run's cluster is a pair of shades: the parent of two
+    # clusters of the cut takes its name.
+    (carried,) = run.results["carried"]["carried"]
+    node = carried["to"]
+    assert run.name_of(node) == "darkest pair"
+    assert node not in run.cut and run.node(node)["size"] == 30
+    collapsed = run.collapse(run.tree.children(node))
+    assert shades.count_values("h_label")["darkest pair"] == 30
+    assert node in collapsed.cut
+
+
+def test_the_compute_form_offers_to_carry_decisions_from_a_run(shades):
+    props = _inputs("compute_clusters", shades, {"run_key": "again"})
+    assert set(_choices(props["carry_from"])) == {"", "flat", "h"}
+    ic.name_cluster(shades, "flat", 0, "darkest pair")
+    from image_clustering.operators.compute import ComputeClusters  # noqa
+    run = foo.get_operator(f"{PLUGIN}/compute_clusters")(
+        shades, "again", method="kmeans", n_clusters=3,
+        embedder={"name": "pixels", "size": 8}, reducer="none", map="none",
+        carry_from="flat")
+    assert run.results["carried"]["from"] == "flat"
+    assert "darkest pair" in {v["name"] for v in run.names.values()}
+
+
+def test_the_label_form_names_a_layer(shades):
+    props = _inputs("label_clusters", shades, {"run_key": "h"})
+    assert "layer" in props and "tell_apart" in props
