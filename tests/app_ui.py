@@ -16,10 +16,17 @@ import time
 import urllib.request
 
 import fiftyone as fo
+import pytest
 
 from conftest import REPO, write_gray
 
 CHROMIUM = "/usr/bin/chromium"
+#: The marks of every browser test module: slow, and only with Chromium.
+BROWSER_MARKS = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Chromium is "
+                       "not installed (bash .ci/setup test installs it)"),
+]
 ARTIFACTS = os.path.join(REPO, "test-artifacts")
 BROWSER_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -9,7 +9,7 @@ import pytest
 import fiftyone as fo
 
 from app_ui import (
-    CHROMIUM,
+    BROWSER_MARKS,
     RUN,
     STEP,
     choose,
@@ -25,11 +25,7 @@ from app_ui import (
 import image_clustering as ic
 from planted import write_planted
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Chromium is "
-                       "not installed (bash .ci/setup test installs it)"),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from app_ui import (
-    CHROMIUM,
+    BROWSER_MARKS,
     RUN,
     STEP,
     badge_colors,
@@ -41,11 +41,7 @@ from image_clustering.operators.compute import (
 )
 from image_clustering.support import to_json
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Chromium is "
-                       "not installed (bash .ci/setup test installs it)"),
-]
+pytestmark = BROWSER_MARKS
 
 
 def _pca_run(page):

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from app_ui import (
-    CHROMIUM,
+    BROWSER_MARKS,
     RUN,
     STEP,
     choose,
@@ -29,11 +29,7 @@ from app_ui import (
 import image_clustering as ic
 from openai_server import FakeOpenAI
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Chromium is "
-                       "not installed (bash .ci/setup test installs it)"),
-]
+pytestmark = BROWSER_MARKS
 
 
 def kmeans_run(dataset, key="k3"):

@@ -4,13 +4,12 @@ through the merge suggestions (rejecting one in its form, accepting one
 from the Clusters panel's queue), and names a cluster above the cut from
 the panel's tree. Runs are set up from Python."""
 
-import os
 import re
 
 import pytest
 
 from app_ui import (
-    CHROMIUM,
+    BROWSER_MARKS,
     STEP,
     badge_colors,
     choose,
@@ -32,11 +31,7 @@ from image_clustering.operators.hierarchy import (
     suggestion_label,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Chromium is "
-                       "not installed (bash .ci/setup test installs it)"),
-]
+pytestmark = BROWSER_MARKS
 
 # Six shades that pair up: six clusters by default, under three parents.
 SHADES = (20, 50, 120, 150, 215, 245)

@@ -9,7 +9,7 @@ import fiftyone as fo
 import pytest
 
 from app_ui import (
-    CHROMIUM,
+    BROWSER_MARKS,
     RUN,
     STEP,
     badge_colors,
@@ -32,11 +32,7 @@ from image_clustering.clustering.charts import chart_path
 from image_clustering.clustering.presentation import PALETTE, hide
 from image_clustering.storage.transaction import locked
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Chromium is "
-                       "not installed (bash .ci/setup test installs it)"),
-]
+pytestmark = BROWSER_MARKS
 
 
 def kmeans_run(dataset, key, k=3):
