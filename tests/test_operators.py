@@ -312,7 +312,7 @@ def test_stage_parameters_carry_their_stage_as_a_heading(two_groups):
     props = _inputs("compute_clusters", two_groups, {"reducer": "pca+umap"})
     headings = [p.view.label for name, p in props.items()
                 if name.endswith("__header")]
-    assert {"PCA", "UMAP", "HDBSCAN", "Raw luminance pixels"} <= \
+    assert {"PCA", "UMAP", "Hierarchy", "Raw luminance pixels"} <= \
         set(headings)
 
 

@@ -68,7 +68,7 @@ def _requests(models):
                          "noise": "assign", **small},
         "noise_budget": {"method": "hdbscan", "min_cluster_size": 5,
                          "max_noise": 0.1, **small},
-        "preset_params_changed": {"min_cluster_size": 6, "map": "pca"},
+        "preset_params_changed": {"cut": 3, "map": "pca"},
         "kmeans_auto": {"embedder": {"name": "pixels", "size": 8},
                         "reducer": "none", "method": "kmeans",
                         "n_clusters": "auto", "seed": 7},

@@ -303,7 +303,8 @@ def test_default_preset_runs_on_pixels(tmp_path, make_dataset):
         paths.append(write_gray(tmp_path / f"{i}.png", value, noise=8, seed=i))
     dataset = make_dataset(paths)
     run = ic.compute_clusters(dataset, "auto")
-    assert run.config["method"] == "hdbscan"
+    assert run.config["method"] == "hierarchy"
+    assert len(run.layers) > 1
     assert [r["name"] for r in run.config["reducers"]] == ["pca", "umap"]
     assert run.config["embedder"]["name"] == "pixels"
     clusters = dict(zip(*dataset.values(["filepath", "auto_cluster"])))

@@ -42,7 +42,7 @@ FAST = dict(embedder={"name": "pixels", "size": 8}, reducer="none",
 def layered(grey_images):
     dataset = grey_images(n=90, levels=SHADES)
     return dataset, ic.compute_clusters(dataset, "h", method="hierarchy",
-                                        **FAST)
+                                        cut=6, **FAST)
 
 
 def held_by(run, node):
@@ -158,3 +158,22 @@ def test_a_person_works_the_merge_queue_and_names_a_parent(
            ).to_be_visible(timeout=STEP)
     assert ic.load_run(dataset, "h").name_of(other) == "bright"
     shot(page, "hierarchy-panel-named-parent.png")
+
+
+def test_a_person_carries_names_from_one_run_to_another(
+        app_server, page, grey_images):
+    dataset, run = layered(grey_images)
+    flat = ic.compute_clusters(dataset, "flat", method="kmeans",
+                               n_clusters=3, **FAST)
+    ic.name_cluster(dataset, "flat", flat.cut[0], "a pair of shades")
+    open_dataset(page, app_server, dataset)
+
+    open_operator(page, "Carry decisions over")
+    choose(page, "From run", "flat")
+    choose(page, "To run", "h")
+    execute(page)
+    expect_notice(page, "Decisions carried from run 'flat': 1 carried")
+    shot(page, "hierarchy-carried.png")
+    carried = ic.load_run(dataset, "h")
+    (entry,) = carried.results["carried"]["carried"]
+    assert carried.name_of(entry["to"]) == "a pair of shades"
