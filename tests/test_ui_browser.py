@@ -21,6 +21,7 @@ from app_ui import (
     execute,
     expect_notice,
     fill,
+    form,
     legend_colors,
     open_dataset,
     open_map,
@@ -35,7 +36,6 @@ from image_clustering.algorithms.clusterers import CLUSTERERS
 from image_clustering.clustering.presentation import PALETTE
 from image_clustering.clustering.request import resolve_request
 from image_clustering.operators.compute import (
-    NOISE_LABELS,
     PRESET_LABELS,
     REDUCER_CHAINS,
 )
@@ -54,7 +54,7 @@ def _pca_run(page):
 def test_the_form_opens_on_the_products_defaults_and_the_run_shows_in_colour(
         app_server, page, grey_images):
     """Defects 7 and 5, and tiles that say their cluster and size: the form
-    shows what compute_clusters does with no arguments (noise assigned, as
+    shows what compute_clusters does with no arguments (the hierarchy, as
     the pixels preset says); executed as it opens, the run records exactly
     that; right after it, with no reload and no change of 'Color by', the
     grid's badges and the Embeddings map use the run's colour for each
@@ -69,10 +69,11 @@ def test_the_form_opens_on_the_products_defaults_and_the_run_shows_in_colour(
         PRESET_LABELS[spec.preset], timeout=STEP)
     expect(combobox(page, "Reducer")).to_have_text(
         REDUCER_CHAINS["+".join(u.name for u in spec.reducers)])
-    expect(combobox(page, "Noise")).to_have_text(NOISE_LABELS[spec.noise])
-    assert spec.noise == "assign"
-    expect(text_input(page, "Min cluster size")).to_have_value(
-        str(spec.clusterer.params["min_cluster_size"]))
+    expect(combobox(page, "Method")).to_have_text(
+        f"{spec.clusterer.label}: {spec.clusterer.description}")
+    assert spec.clusterer.name == "hierarchy"
+    # A hierarchy leaves no noise: the form asks for no noise policy.
+    expect(form(page).get_by_text("Noise", exact=True)).to_have_count(0)
     expect(text_input(page, "Size")).to_have_value(
         str(spec.embedder.params["size"]))
     expect(text_input(page, "Random seed")).to_have_value(str(spec.seed))
