@@ -9,6 +9,7 @@ Slow (hundreds of processes): marked ``faults``; CI runs it."""
 import json
 import os
 
+import fiftyone as fo
 import pytest
 
 import image_clustering as ic
@@ -42,7 +43,10 @@ def _amended(results):
         assigned["last"] = {k: v for k, v in assigned["last"].items()
                             if k != "at"}
     return {"names": results.get("names"), "groups": results.get("groups"),
-            "assigned": assigned}
+            "assigned": assigned, "carried": results.get("carried"),
+            "cut": (results.get("hierarchy") or {}).get("cut"),
+            "layers": [layer["nodes"] for layer in
+                       (results.get("hierarchy") or {}).get("layers", [])]}
 
 
 def snapshot(dataset):
@@ -286,6 +290,95 @@ def test_kill_while_amending_a_run(zygote, fault_dataset, verb):
     finally:
         server.close()
     _record(f"amend: {verb}", row)
+    assert row["failures"] == [] and row["lost"] == 0, row["failures"]
+    assert row["as_before"] and row["complete"]
+
+
+# Each change to a hierarchy's cut, as a method of the run and its
+# arguments (``None``: worked out from the run).
+TREE_CHANGES = {
+    "set_cut": {"layer": 0},
+    "coarser": {},
+    "accept_merge": None,
+    "cluster_misfits": {},
+}
+
+
+@pytest.mark.parametrize("method", sorted(TREE_CHANGES))
+def test_kill_while_moving_a_hierarchys_cut(zygote, fault_dataset, method,
+                                            tmp_path):
+    from conftest import write_gray
+
+    ds = fault_dataset
+    fit = ds.select(ds.values("id"))
+    hier = dict(BASE, method="hierarchy", micro_clusters=8, cut=4)
+
+    def fitted():
+        if "h" in ic.list_runs(ds):
+            ic.delete_run(ds, "h")
+        run = ic.compute_clusters(fit, "h", **hier)
+        if method == "cluster_misfits":
+            ic.assign_clusters(ds, "h")
+        return run
+
+    if method == "cluster_misfits":
+        ds.add_samples([fo.Sample(filepath=str(write_gray(
+            tmp_path / f"mid{i}.png", 128, noise=4, seed=i)))
+            for i in range(4)], progress=False)
+    run = fitted()
+    args = TREE_CHANGES[method]
+    if args is None:
+        args = {"clusters": run.suggest_merges(n=1)[0]["clusters"]}
+    before = snapshot(ds)
+
+    def scenario(kill_at):
+        return dict(action="tree", dataset=ds.name, key="h", method=method,
+                    args=args, kill_at=kill_at)
+
+    def reset():
+        if snapshot(ds) != before:
+            fitted()
+
+    status, result = zygote.run(**scenario(None))
+    assert status == {"exit": 0, "signal": None}, result
+    after = snapshot(ds)
+    assert after != before
+    reset()
+    row = _kill_everywhere(zygote, ds, scenario, before, after, reset)
+    _record(f"tree: {method}", row)
+    assert row["failures"] == [] and row["lost"] == 0, row["failures"]
+    assert row["as_before"] and row["complete"]
+
+
+def test_kill_while_carrying_decisions_over(zygote, fault_dataset):
+    ds = fault_dataset
+    ic.compute_clusters(ds, "k", **OLD)
+    ic.name_cluster(ds, "k", 0, "first")
+    ic.group_clusters(ds, "k", {"second": [1]})
+
+    def fitted():
+        if "n" in ic.list_runs(ds):
+            ic.delete_run(ds, "n")
+        ic.compute_clusters(ds, "n", **NEW)
+
+    fitted()
+    before = snapshot(ds)
+
+    def scenario(kill_at):
+        return dict(action="amend", dataset=ds.name, verb="carry",
+                    args={"from_key": "k", "to_key": "n"}, kill_at=kill_at)
+
+    def reset():
+        if snapshot(ds) != before:
+            fitted()
+
+    status, result = zygote.run(**scenario(None))
+    assert status == {"exit": 0, "signal": None}, result
+    after = snapshot(ds)
+    assert after != before
+    reset()
+    row = _kill_everywhere(zygote, ds, scenario, before, after, reset)
+    _record("carry over", row)
     assert row["failures"] == [] and row["lost"] == 0, row["failures"]
     assert row["as_before"] and row["complete"]
 

@@ -116,6 +116,7 @@ def action_delete(dataset, key, kill_at=None):
 # Changes to a stored run (amends, tags), each scoped to the one SDK call
 # that makes it.
 AMENDS = {
+    "carry": "carry_over",
     "name": "name_cluster",
     "label": "label_clusters",
     "group": "group_clusters",
@@ -129,6 +130,16 @@ def action_amend(dataset, verb, args, kill_at=None):
     switch = KillSwitch(kill_at)
     switch.install([(runs, name)])
     getattr(runs, name)(_dataset(dataset), **args)
+    return {"calls": switch.calls}
+
+
+def action_tree(dataset, key, method, args, kill_at=None):
+    """A change to a hierarchy's cut (a method of the run object)."""
+    from image_clustering.clustering.results import ClusterRun
+
+    switch = KillSwitch(kill_at)
+    switch.install([(ClusterRun, method)])
+    getattr(runs.load_run(_dataset(dataset), key), method)(**args)
     return {"calls": switch.calls}
 
 
@@ -222,6 +233,7 @@ ACTIONS = {
     "embed": action_embed,
     "import": action_import,
     "amend": action_amend,
+    "tree": action_tree,
     "delete_duplicates": action_delete_duplicates,
     "exact_duplicates": action_exact_duplicates,
 }
