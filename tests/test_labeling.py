@@ -269,6 +269,33 @@ def test_zero_shot_names_come_from_the_vocabulary(levels, tmp_path):
         assert entry["concepts"][0]["concept"] == entry["name"]
 
 
+def test_zero_shot_tells_siblings_apart_by_what_is_particular_to_each(
+        levels, tmp_path):
+    from image_clustering.labeling.namers import get_namer
+
+    vocabulary = ["dark", "bright", "circle", "square", "noise"]
+    model = tiny_models.clip(tmp_path / "clip")
+    tiny_models.add_word_tokenizer(model, vocabulary +
+                                   ["a", "photo", "of"])
+    namer = get_namer("zero_shot", model=model,
+                      vocabulary=",".join(vocabulary), top=2)
+    images = labeling.choose_images(ic.load_run(levels, "k"), 4, {0, 1, 2})
+    groups = [[p for _, p in images[c]] for c in (0, 1, 2)]
+    answers = namer.tell_apart(groups, ["same"] * 3)
+    names = [a["name"] for a in answers]
+    assert len(set(names)) >= 2 and set(names) <= set(vocabulary)
+    # Any two groups told apart get different concepts: what is most
+    # particular to one cannot be most particular to the other.
+    pair = namer.tell_apart(groups[:2], ["same"] * 2)
+    assert pair[0]["name"] != pair[1]["name"]
+    # The scores shown are each group's own.
+    own = namer.name_cluster(groups[0])
+    shown = {c["concept"]: c["score"] for c in own["concepts"]}
+    for c in pair[0]["concepts"]:
+        if c["concept"] in shown:
+            assert c["score"] == shown[c["concept"]]
+
+
 def test_a_cluster_can_be_named_by_hand(levels):
     run = ic.name_cluster(levels, "k", 0, "My cluster", "By hand.")
     assert run.results["names"]["0"]["name"] == "My cluster"
