@@ -6,7 +6,7 @@ such mean, so that 1 is the most unique sample. Unlike Brain (whose
 neighbour lists leave out each sample's nearest neighbour, so that a sample
 with one exact copy can still rank as unique), the three nearest are the
 three nearest: a sample with a copy scores near 0. Neighbours come from the faiss engine of
-:mod:`..clustering.neighbors`, which never holds an N x N matrix."""
+:mod:`..algorithms.neighbors`, which never holds an N x N matrix."""
 
 import numpy as np
 

@@ -95,6 +95,42 @@ def test_the_ivf_index_finds_nearly_every_true_neighbour():
     assert recall > 0.95
 
 
+def test_the_ivf_of_wide_rows_searches_a_projection_and_reranks_exactly(
+        monkeypatch):
+    # 256-D rows that vary mostly along 16 directions, as embeddings do.
+    rng = np.random.default_rng(3)
+    basis = rng.normal(size=(16, 256))
+    X = (rng.normal(size=(20000, 16)) @ basis
+         + rng.normal(scale=0.5, size=(20000, 256))).astype(np.float32)
+    X[1::50] = X[0::50] + rng.normal(scale=0.05, size=(400, 256))
+    exact = neighbors.Neighbors(metric="cosine", exact=True).fit(X)
+    true_idx, _ = exact.search(X[:2000], 10, exclude_self=True)
+
+    def recall(index):
+        got, _ = index.search(X[:2000], 10, exclude_self=True)
+        return np.mean([len(set(a) & set(b)) / 10
+                        for a, b in zip(true_idx, got)])
+
+    ivf = neighbors.Neighbors(metric="cosine", exact=False).fit(X)
+    assert not ivf.exact_
+    assert ivf._index.d == neighbors.COARSE_DIMS
+    projected = recall(ivf)
+    monkeypatch.setattr(neighbors, "COARSE_DIMS", 256)
+    full = recall(neighbors.Neighbors(metric="cosine", exact=False).fit(X))
+    assert projected > 0.85
+    assert projected >= full - 0.02
+    # Distances are the full space's, not the projection's.
+    got_idx, got_dist = ivf.search(X[:2000], 1, exclude_self=True)
+    unit = neighbors.unit_rows(X)
+    full_space = 1 - np.einsum("ij,ij->i", unit[:2000], unit[got_idx[:, 0]])
+    np.testing.assert_allclose(got_dist[:, 0], full_space, atol=1e-4)
+    # Every planted copy is its original's nearest neighbour.
+    copies = np.arange(1, 20000, 50)
+    nearest, _ = ivf.search(X[copies - 1], 2)
+    assert (nearest[:, 0] == copies - 1).all()
+    assert (nearest[:, 1] == copies).all()
+
+
 def test_knn_graph_puts_each_point_first_even_among_duplicates():
     X = np.zeros((10, 3), np.float32)  # all the same point
     X[5:] += 1

@@ -2,7 +2,9 @@
 cut from the Move cut form and sees the new clusters on the grid, works
 through the merge suggestions (rejecting one in its form, accepting one
 from the Clusters panel's queue), and names a cluster above the cut from
-the panel's tree. Runs are set up from Python."""
+the panel's tree; names a whole layer from the Label clusters form,
+with and without telling siblings apart, and carries names into a new
+run from the Compute clusters form. Runs are set up from Python."""
 
 import re
 
@@ -10,6 +12,7 @@ import pytest
 
 from app_ui import (
     BROWSER_MARKS,
+    RUN,
     STEP,
     badge_colors,
     choose,
@@ -22,7 +25,9 @@ from app_ui import (
     open_operator,
     open_panel,
     shot,
+    tick,
 )
+from openai_server import FakeOpenAI
 
 import image_clustering as ic
 from image_clustering.clustering.presentation import cluster_color
@@ -177,3 +182,60 @@ def test_a_person_carries_names_from_one_run_to_another(
     carried = ic.load_run(dataset, "h")
     (entry,) = carried.results["carried"]["carried"]
     assert carried.name_of(entry["to"]) == "a pair of shades"
+
+
+def test_a_person_names_a_layer_and_siblings_named_alike_are_told_apart(
+        app_server, page, grey_images):
+    dataset, run = layered(grey_images)
+    (parents,) = [e for e in run.layers if e["n_clusters"] == 3]
+    server = FakeOpenAI()
+    try:
+        open_dataset(page, app_server, dataset)
+        open_operator(page, "Label clusters")
+        fill(page, "Base url", server.url)
+        fill(page, "Model", "tiny-vision")
+        fill(page, "Layer", parents["layer"])
+        expect_notice(page, "Will send 3 request(s)")
+        execute(page)
+        expect_notice(page, "Named 3 cluster(s) of run 'h'", timeout=RUN)
+        told = ic.load_run(dataset, "h")
+        names = [told.name_of(c) for c in parents["nodes"]]
+        # Two of the three are bright; asked again together, each is
+        # named by its own grey level.
+        assert sum("bright" in name for name in names) == 2
+        assert len(set(names)) == 3
+        assert len(server.requests) == 4
+
+        open_operator(page, "Label clusters")
+        fill(page, "Base url", server.url)
+        fill(page, "Model", "tiny-vision")
+        fill(page, "Layer", parents["layer"])
+        tick(page, "Force")
+        tick(page, "Tell apart")
+        execute(page)
+        expect_notice(page, "Named 3 cluster(s) of run 'h'", timeout=RUN)
+        alike = ic.load_run(dataset, "h")
+        assert sorted(alike.name_of(c) for c in parents["nodes"]) == [
+            "bright images", "bright images", "dark images"]
+        assert len(server.requests) == 7
+    finally:
+        server.close()
+
+
+def test_a_new_run_carries_names_chosen_in_the_compute_form(
+        app_server, page, grey_images):
+    dataset, run = layered(grey_images)
+    darkest = run.cut[0]
+    ic.name_cluster(dataset, "h", darkest, "the darkest")
+    open_dataset(page, app_server, dataset)
+
+    open_operator(page, "Compute clusters")
+    choose(page, "Reducer", "PCA")
+    choose(page, "Carry decisions from", "Run 'h'")
+    execute(page)
+    expect_notice(page, "decisions carried from run 'h': 1 carried",
+                  timeout=RUN)
+    carried = ic.load_run(dataset, "clusters")
+    (entry,) = carried.results["carried"]["carried"]
+    assert carried.name_of(entry["to"]) == "the darkest"
+    assert carried.node(entry["to"])["size"] == run.node(darkest)["size"]
