@@ -16,6 +16,7 @@ from app_ui import (
     STEP,
     badge_colors,
     choose,
+    close_form,
     css_rgb,
     execute,
     expect_notice,
@@ -184,40 +185,52 @@ def test_a_person_carries_names_from_one_run_to_another(
     assert carried.name_of(entry["to"]) == "a pair of shades"
 
 
+def siblings_named_alike(run, nodes):
+    """Sets of sibling nodes (of ``nodes``) that share a name."""
+    by_parent_and_name = {}
+    for node in nodes:
+        parent = run.tree.ancestors(node)[1:2]
+        key = (tuple(parent), run.name_of(node))
+        by_parent_and_name.setdefault(key, set()).add(node)
+    return [group for (parent, _), group in by_parent_and_name.items()
+            if parent and len(group) > 1]
+
+
 def test_a_person_names_a_layer_and_siblings_named_alike_are_told_apart(
         app_server, page, grey_images):
     dataset, run = layered(grey_images)
-    (parents,) = [e for e in run.layers if e["n_clusters"] == 3]
+    layer = run.tree.layer_of(run.cut)
     server = FakeOpenAI()
+
+    def label_layer(*ticks):
+        open_operator(page, "Label clusters")
+        fill(page, "Base url", server.url)
+        fill(page, "Model", "tiny-vision")
+        fill(page, "Layer", layer)
+        for box in ticks:
+            tick(page, box)
+        expect_notice(page, f"Will send {len(run.cut)} request(s)")
+        execute(page)
+        expect_notice(page, f"Named {len(run.cut)} cluster(s) of run 'h'",
+                      timeout=RUN)
+        close_form(page)
+        return ic.load_run(dataset, "h")
+
     try:
         open_dataset(page, app_server, dataset)
-        open_operator(page, "Label clusters")
-        fill(page, "Base url", server.url)
-        fill(page, "Model", "tiny-vision")
-        fill(page, "Layer", parents["layer"])
-        expect_notice(page, "Will send 3 request(s)")
-        execute(page)
-        expect_notice(page, "Named 3 cluster(s) of run 'h'", timeout=RUN)
-        told = ic.load_run(dataset, "h")
-        names = [told.name_of(c) for c in parents["nodes"]]
-        # Two of the three are bright; asked again together, each is
-        # named by its own grey level.
-        assert sum("bright" in name for name in names) == 2
-        assert len(set(names)) == 3
-        assert len(server.requests) == 4
-
-        open_operator(page, "Label clusters")
-        fill(page, "Base url", server.url)
-        fill(page, "Model", "tiny-vision")
-        fill(page, "Layer", parents["layer"])
-        tick(page, "Force")
-        tick(page, "Tell apart")
-        execute(page)
-        expect_notice(page, "Named 3 cluster(s) of run 'h'", timeout=RUN)
-        alike = ic.load_run(dataset, "h")
-        assert sorted(alike.name_of(c) for c in parents["nodes"]) == [
-            "bright images", "bright images", "dark images"]
-        assert len(server.requests) == 7
+        # Named one by one, shades of one brightness get one name.
+        alike = label_layer("Tell apart")
+        assert sorted(alike.name_of(c) for c in run.cut) == \
+            ["bright images"] * 3 + ["dark images"] * 3
+        pairs = siblings_named_alike(alike, run.cut)
+        assert pairs
+        assert len(server.requests) == len(run.cut)
+        # Told apart, siblings named alike are asked again together, one
+        # request for each set, and each is named by its own grey level.
+        told = label_layer("Force")
+        assert siblings_named_alike(told, run.cut) == []
+        assert all("grey" in told.name_of(c) for pair in pairs for c in pair)
+        assert len(server.requests) == 2 * len(run.cut) + len(pairs)
     finally:
         server.close()
 
