@@ -116,13 +116,35 @@ def against_brain(sizes):
               f" with an exact search {with_exact:.4f}")
 
 
+def planted_pairs_found(ds):
+    """``(found, planted, stray)``: planted copies grouped with their
+    original, planted copies in all, and grouped samples that are neither
+    a planted copy nor its original."""
+    import numpy as np
+
+    ds.reload()
+    truth, group = ds.values(["truth", "nd_group"])
+    truth = np.array(truth)
+    group = np.array([-1 if g is None else g for g in group])
+    copies = np.flatnonzero(truth < 0)
+    originals = -truth[copies] - 1
+    found = (group[copies] >= 0) & (group[copies] == group[originals])
+    planted = np.zeros(len(truth), dtype=bool)
+    planted[copies] = planted[originals] = True
+    stray = int(((group >= 0) & ~planted).sum())
+    return int(found.sum()), len(copies), stray
+
+
 def at_scale(n):
-    name, _ = dataset(n)
+    name, ds = dataset(n)
     print(f"\nours alone on {n:,} x 512 ({n // 100:,} planted duplicates)")
     for task in ("uniqueness", "near"):
         r = measure(name, f"ours_{task}", progress=True)
-        extra = f", {r['duplicates']:,} duplicates found" \
-            if task == "near" else ""
+        extra = ""
+        if task == "near":
+            found, planted, stray = planted_pairs_found(ds)
+            extra = (f", {found:,} of {planted:,} planted copies grouped "
+                     f"with their original, {stray} other samples grouped")
         print(f"  {task:<12}{r['seconds']:>8.0f} s, peak "
               f"{r['peak_rss_gb']:.2f} GB (goal <= 6 GB: "
               f"{'met' if r['peak_rss_gb'] <= 6 else 'NOT met'}){extra}")
