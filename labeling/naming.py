@@ -176,17 +176,35 @@ def estimate(run, namer="openai", per_cluster=8, clusters=None,
              include_noise=False, force=False, max_requests=None,
              max_images=None, layer=None, tell_apart=True, **namer_params):
     """How many requests and images a labelling of ``run`` would send,
-    before sending anything: ``{"requests", "images", "cached"}`` (not
-    counting the requests that tell siblings apart, which depend on the
-    names that come back)."""
+    before sending anything: ``{"requests", "images", "cached",
+    "tell_apart"}``. The requests that tell siblings apart depend on the
+    names that come back; ``tell_apart`` is the most there can be, within
+    ``max_requests`` (one request per set of two siblings or more)."""
     namer = get_namer(namer, **namer_params)
     todo, cached, images = plan_labelling(
         run, namer, PER_CLUSTER.clean("label_clusters", per_cluster),
         clusters, INCLUDE_NOISE.clean("label_clusters", include_noise),
         FORCE.clean("label_clusters", force), layer)
+    most = 0
+    if TELL_APART.clean("label_clusters", tell_apart):
+        limit = MAX_REQUESTS.clean(
+            "label_clusters", MAX_REQUESTS.default if max_requests is None
+            else max_requests)
+        most = max(0, min(most_sibling_sets(run.tree, todo),
+                          limit - len(todo)))
     return {"requests": len(todo),
             "images": sum(len(images[c]) for c in todo),
-            "cached": len(cached)}
+            "cached": len(cached), "tell_apart": most}
+
+
+def most_sibling_sets(tree, clusters):
+    """The most sets of siblings named alike that ``clusters`` can hold:
+    per parent, half its children among them."""
+    per_parent = {}
+    for c in clusters:
+        parent = int(tree.parent[c]) if c >= 0 else -2
+        per_parent[parent] = per_parent.get(parent, 0) + 1
+    return sum(n // 2 for n in per_parent.values())
 
 
 def check_limits(requests, images, max_requests, max_images):
@@ -259,8 +277,10 @@ def label_clusters(run, namer="openai", per_cluster=8, clusters=None,
     got, failed = _ask(namer, run, todo, images, names,
                        report.part(0.0, 0.8))
     told, alike = [], {}
+    budget = _Budget(max_requests, max_images)
+    budget.spend(len(todo), n_images)
     if tell_apart and got:
-        told, alike = _tell_apart(namer, run, got, images, names,
+        told, alike = _tell_apart(namer, run, got, images, names, budget,
                                   report.part(0.8, 0.9))
     updated = run
     if got:
@@ -269,8 +289,8 @@ def label_clusters(run, namer="openai", per_cluster=8, clusters=None,
     report(1.0, "done")
     return {"named": sorted(got), "cached": cached, "failed": failed,
             "told_apart": told, "alike": alike,
-            "requests": len(todo) + len(told) + len(alike),
-            "images": n_images, "run": updated}
+            "requests": budget.sent_requests, "images": budget.sent_images,
+            "run": updated}
 
 
 def _ask(namer, run, todo, images, names, report):
@@ -323,19 +343,46 @@ def _ask(namer, run, todo, images, names, report):
     return got, failed
 
 
-def _tell_apart(namer, run, got, images, names, report):
+class _Budget:
+    """What ``max_requests`` and ``max_images`` allow, and what was sent:
+    telling siblings apart gets what the first names leave."""
+
+    def __init__(self, requests, images):
+        self.requests, self.images = requests, images
+        self.sent_requests = self.sent_images = 0
+
+    def spend(self, requests, images):
+        """Takes ``requests`` requests with ``images`` images; ``None``
+        when they fit, else why not."""
+        left = (self.requests - self.sent_requests,
+                self.images - self.sent_images)
+        if requests > left[0] or images > left[1]:
+            return (f"not asked again: it would go over max_requests or "
+                    f"max_images ({left[0]} request(s) and {left[1]} "
+                    "image(s) were left)")
+        self.sent_requests += requests
+        self.sent_images += images
+        return None
+
+
+def _tell_apart(namer, run, got, images, names, budget, report):
     """Asks again, together, for each set of siblings named now whose
-    names are nearly the same; their new names go into ``names`` and
-    ``got``. Returns ``(told, alike)``: the sets told apart, and those
-    that could not be, with the reason."""
+    names are nearly the same, while ``budget`` allows; their new names go
+    into ``names`` and ``got``. Returns ``(told, alike)``: the sets told
+    apart, and those that could not be, with the reason."""
     sets = same_named_siblings(run.tree, {c: got[c]["name"] for c in got})
     told, alike = [], {}
     for i, members in enumerate(sets):
         members = members[:TELL_APART_CLUSTERS]
+        shown = [[p for _, p in images[c][:TELL_APART_IMAGES]]
+                 for c in members]
+        over = budget.spend(1, sum(map(len, shown)))
+        if over:
+            alike[", ".join(map(str, members))] = over
+            continue
         try:
             answers = namer.tell_apart(
-                [[p for _, p in images[c][:TELL_APART_IMAGES]]
-                 for c in members], [got[c]["name"] for c in members])
+                shown, [got[c]["name"] for c in members])
         except Exception as e:
             alike[", ".join(map(str, members))] = _reason(e)
             logger.warning("Clusters %s could not be told apart: %s",

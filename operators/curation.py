@@ -101,10 +101,12 @@ class LabelClusters(GeneratorOperator):
             check_limits(est["requests"], est["images"], *(
                 p.default if v is None else v
                 for p, v in zip((MAX_REQUESTS, MAX_IMAGES), limits)))
+            more = (f", and up to {est['tell_apart']} more to tell apart "
+                    "siblings named alike" if est["tell_apart"] else "")
             inputs.view("estimate", types.Notice(
                 label=f"Will send {est['requests']} request(s) with "
-                f"{est['images']} image(s); {est['cached']} cluster(s) "
-                "are unchanged since they were named"))
+                f"{est['images']} image(s){more}; {est['cached']} "
+                "cluster(s) are unchanged since they were named"))
         except Exception as e:
             prop = inputs.view("estimate", types.Error(
                 label="Cannot label", description=self.render_error(e)))

@@ -96,6 +96,25 @@ def test_siblings_named_alike_are_asked_again_together(levels, server):
         12}
 
 
+def test_telling_siblings_apart_stays_within_the_request_limit(levels,
+                                                               server):
+    estimate = ic.estimate_labelling(levels, "k", namer="openai",
+                                     base_url=server.url, api_key=KEY)
+    # Three siblings can hold one set named alike.
+    assert estimate["requests"] == 3 and estimate["tell_apart"] == 1
+    capped = ic.estimate_labelling(levels, "k", namer="openai",
+                                   base_url=server.url, api_key=KEY,
+                                   max_requests=3)
+    assert capped["tell_apart"] == 0
+
+    out = _label(levels, server, per_cluster=4, max_requests=3)
+    assert len(server.requests) == 3 and out["requests"] == 3
+    assert out["told_apart"] == []
+    ((alike, reason),) = out["alike"].items()
+    assert "not asked again" in reason and "max_requests" in reason
+    assert out["images"] == 12
+
+
 def test_siblings_that_cannot_be_told_apart_keep_their_names(levels):
     def same_name(request):
         return json.dumps({"name": "grey squares"})
@@ -238,7 +257,8 @@ def test_limits_are_checked_and_estimated_before_anything_is_sent(levels,
                                                                   server):
     est = ic.estimate_labelling(levels, "k", namer="openai",
                                 base_url=server.url, per_cluster=5)
-    assert est == {"requests": 3, "images": 15, "cached": 0}
+    assert est == {"requests": 3, "images": 15, "cached": 0,
+                   "tell_apart": 1}
     with pytest.raises(ic.ParamError, match="max_requests"):
         _label(levels, server, max_requests=2)
     with pytest.raises(ic.ParamError, match="max_images"):

@@ -32,6 +32,7 @@ from openai_server import FakeOpenAI
 
 import image_clustering as ic
 from image_clustering.clustering.presentation import cluster_color
+from image_clustering.labeling.naming import most_sibling_sets
 from image_clustering.operators.hierarchy import (
     cut_description,
     suggestion_label,
@@ -198,6 +199,8 @@ def siblings_named_alike(run, nodes):
 
 def test_a_person_names_a_layer_and_siblings_named_alike_are_told_apart(
         app_server, page, grey_images):
+    from playwright.sync_api import expect
+
     dataset, run = layered(grey_images)
     layer = run.tree.layer_of(run.cut)
     server = FakeOpenAI()
@@ -210,6 +213,16 @@ def test_a_person_names_a_layer_and_siblings_named_alike_are_told_apart(
         for box in ticks:
             tick(page, box)
         expect_notice(page, f"Will send {len(run.cut)} request(s)")
+        # Asked to tell siblings apart, the form says how many more
+        # requests that can take.
+        more = page.get_by_text("more to tell apart siblings", exact=False)
+        if "Tell apart" in ticks:
+            expect(more).to_have_count(0)
+        else:
+            expect(page.get_by_text(
+                f"and up to {most_sibling_sets(run.tree, run.cut)} more to "
+                "tell apart siblings named alike", exact=False)
+            ).to_be_visible(timeout=STEP)
         execute(page)
         expect_notice(page, f"Named {len(run.cut)} cluster(s) of run 'h'",
                       timeout=RUN)
