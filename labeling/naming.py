@@ -357,8 +357,8 @@ class _Budget:
         left = (self.requests - self.sent_requests,
                 self.images - self.sent_images)
         if requests > left[0] or images > left[1]:
-            return (f"not asked again: it would go over max_requests or "
-                    f"max_images ({left[0]} request(s) and {left[1]} "
+            return (f"not asked again: it would go over the request or "
+                    f"image limit ({left[0]} request(s) and {left[1]} "
                     "image(s) were left)")
         self.sent_requests += requests
         self.sent_images += images

@@ -146,9 +146,14 @@ class LabelClusters(GeneratorOperator):
             first = next(iter(out["failed"].items()))
             message += (f"; {len(out['failed'])} failed (cluster "
                         f"{first[0]}: {first[1]})")
+        if out["alike"]:
+            first = next(iter(out["alike"].items()))
+            message += (f"; {len(out['alike'])} set(s) of siblings keep "
+                        f"names alike (clusters {first[0]}: {first[1]})")
         yield ctx.trigger("notify", {
             "message": message,
-            "variant": "warning" if out["failed"] else "success"})
+            "variant": "warning" if out["failed"] or out["alike"]
+            else "success"})
 
     def __call__(self, sample_collection, run_key, namer="openai",
                  clusters=None, delegate=False, delegation_target=None,

@@ -111,7 +111,7 @@ def test_telling_siblings_apart_stays_within_the_request_limit(levels,
     assert len(server.requests) == 3 and out["requests"] == 3
     assert out["told_apart"] == []
     ((alike, reason),) = out["alike"].items()
-    assert "not asked again" in reason and "max_requests" in reason
+    assert "not asked again" in reason and "request or image limit" in reason
     assert out["images"] == 12
 
 

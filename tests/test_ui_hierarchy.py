@@ -32,7 +32,10 @@ from openai_server import FakeOpenAI
 
 import image_clustering as ic
 from image_clustering.clustering.presentation import cluster_color
-from image_clustering.labeling.naming import most_sibling_sets
+from image_clustering.labeling.naming import (
+    MAX_REQUESTS,
+    most_sibling_sets,
+)
 from image_clustering.operators.hierarchy import (
     cut_description,
     suggestion_label,
@@ -205,27 +208,34 @@ def test_a_person_names_a_layer_and_siblings_named_alike_are_told_apart(
     layer = run.tree.layer_of(run.cut)
     server = FakeOpenAI()
 
-    def label_layer(*ticks):
+    def label_layer(*ticks, limit=None):
         open_operator(page, "Label clusters")
         fill(page, "Base url", server.url)
         fill(page, "Model", "tiny-vision")
         fill(page, "Layer", layer)
+        if limit is not None:
+            fill(page, "Max requests", limit)
         for box in ticks:
             tick(page, box)
         expect_notice(page, f"Will send {len(run.cut)} request(s)")
         # Asked to tell siblings apart, the form says how many more
-        # requests that can take.
-        more = page.get_by_text("more to tell apart siblings", exact=False)
-        if "Tell apart" in ticks:
-            expect(more).to_have_count(0)
+        # requests that can take, within the limit.
+        most = 0 if "Tell apart" in ticks else min(
+            most_sibling_sets(run.tree, run.cut),
+            (limit or MAX_REQUESTS.default) - len(run.cut))
+        more = page.get_by_text(f"and up to {most} more to tell apart "
+                                "siblings named alike", exact=False)
+        if most:
+            expect(more).to_be_visible(timeout=STEP)
         else:
-            expect(page.get_by_text(
-                f"and up to {most_sibling_sets(run.tree, run.cut)} more to "
-                "tell apart siblings named alike", exact=False)
-            ).to_be_visible(timeout=STEP)
+            expect(page.get_by_text("more to tell apart", exact=False)
+                   ).to_have_count(0)
         execute(page)
         expect_notice(page, f"Named {len(run.cut)} cluster(s) of run 'h'",
                       timeout=RUN)
+        if limit is not None:
+            expect_notice(page, "set(s) of siblings keep names alike",
+                          timeout=RUN)
         close_form(page)
         return ic.load_run(dataset, "h")
 
@@ -244,6 +254,11 @@ def test_a_person_names_a_layer_and_siblings_named_alike_are_told_apart(
         assert siblings_named_alike(told, run.cut) == []
         assert all("grey" in told.name_of(c) for pair in pairs for c in pair)
         assert len(server.requests) == 2 * len(run.cut) + len(pairs)
+        # With no requests to spare, the names stay alike, and the notice
+        # says so.
+        capped = label_layer("Force", limit=len(run.cut))
+        assert siblings_named_alike(capped, run.cut)
+        assert len(server.requests) == 3 * len(run.cut) + len(pairs)
     finally:
         server.close()
 
