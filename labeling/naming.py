@@ -200,11 +200,18 @@ def estimate(run, namer="openai", per_cluster=8, clusters=None,
 def most_sibling_sets(tree, clusters):
     """The most sets of siblings named alike that ``clusters`` can hold:
     per parent, half its children among them."""
-    per_parent = {}
+    return sum(len(siblings) // 2
+               for siblings in _by_parent(tree, clusters).values())
+
+
+def _by_parent(tree, clusters):
+    """Parent -> its children among ``clusters``, in their order (a flat
+    run's clusters are all siblings; the noise has a parent of its own)."""
+    by_parent = {}
     for c in clusters:
         parent = int(tree.parent[c]) if c >= 0 else -2
-        per_parent[parent] = per_parent.get(parent, 0) + 1
-    return sum(n // 2 for n in per_parent.values())
+        by_parent.setdefault(parent, []).append(c)
+    return by_parent
 
 
 def check_limits(requests, images, max_requests, max_images):
@@ -402,12 +409,8 @@ def same_named_siblings(tree, named):
     """Sets of siblings (clusters with one parent; a flat run's clusters
     are all siblings) among ``named`` (cluster -> name) whose names are
     nearly the same, each sorted."""
-    by_parent = {}
-    for c in sorted(named):
-        parent = int(tree.parent[c]) if c >= 0 else -2
-        by_parent.setdefault(parent, []).append(c)
     sets = []
-    for siblings in by_parent.values():
+    for siblings in _by_parent(tree, sorted(named)).values():
         root = {c: c for c in siblings}
 
         def find(c):
