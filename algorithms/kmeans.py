@@ -25,7 +25,7 @@ INIT_SAMPLE = 20000
 # k-means|| draws from a uniform sample of at most this many points (or 100
 # per centre): enough to place the centres, a fraction of the cost on
 # millions.
-INIT_POOL = 100_000
+INIT_POOL = 50_000
 # k-means|| rounds, and candidates drawn per round (times k).
 INIT_ROUNDS = 5
 INIT_OVERSAMPLING = 2
@@ -36,7 +36,7 @@ SEARCH_CHUNK = 16384
 # default).
 TOLERANCE = 1e-4
 # Rows the mean variance is estimated on.
-VARIANCE_SAMPLE = 100_000
+VARIANCE_SAMPLE = 20_000
 
 
 def faiss_available():
@@ -170,12 +170,14 @@ class KMeans:
         centres = self._initial_centres(X, seed)
         niter = self.max_iter or 30
         tolerance = TOLERANCE * _mean_variance(X, seed)
+        train = _training_rows(X, k * self.train_per_centroid, seed)
         if self.progress is not None:
             self.progress(0.0, f"k-means: {k} centres chosen, iterating")
-        # One Lloyd iteration per call, each starting from the last (faiss
-        # draws the same training sample each time, from the same seed),
-        # so that training stops once the centres settle and reports its
-        # progress; faiss's own loop does neither.
+        # One Lloyd iteration per call, each starting from the last, so
+        # that training stops once the centres settle and reports its
+        # progress; faiss's own loop does neither. The training rows are
+        # drawn once here: faiss would draw them again on every call, at
+        # the cost of a permutation of all rows each time.
         for done in range(1, niter + 1):
             model = faiss.Kmeans(
                 X.shape[1], k, niter=1, seed=seed,
@@ -183,7 +185,7 @@ class KMeans:
                 min_points_per_centroid=1, gpu=_faiss_gpus() > 0,
                 verbose=False,
             )
-            model.train(X, init_centroids=centres)
+            model.train(train, init_centroids=centres)
             moved = float(((model.centroids - centres) ** 2).sum())
             centres = model.centroids.copy()
             if self.progress is not None:
@@ -197,6 +199,16 @@ class KMeans:
         labels, _ = nearest(np.ascontiguousarray(X, dtype=np.float32),
                             self.cluster_centers_)
         return labels
+
+
+def _training_rows(X, size, seed):
+    """A uniform sample of ``size`` rows of ``X`` in their order (``X``
+    itself when it has no more)."""
+    if len(X) <= size:
+        return X
+    rows = np.sort(np.random.default_rng(seed).choice(len(X), size,
+                                                      replace=False))
+    return X[rows]
 
 
 def _mean_variance(X, seed):

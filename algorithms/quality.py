@@ -6,8 +6,9 @@ only (noise excluded), in the space that was clustered:
 
 - silhouette on a sample of at most :data:`SILHOUETTE_SAMPLE` (it is
   quadratic);
-- Davies-Bouldin and Calinski-Harabasz, on a sample of at most
-  :data:`METRIC_SAMPLE` when there are more samples (to bound memory);
+- Davies-Bouldin and Calinski-Harabasz on every clustered sample: both
+  are sums over clusters once each cluster's mean and its members'
+  distances to it are known (:mod:`.geometry`), so neither needs a sample;
 - DBCV (density-based validity) for density methods, on a sample of at most
   :data:`DBCV_SAMPLE`;
 - the cluster-size distribution and the fraction clustered.
@@ -23,9 +24,13 @@ from collections import Counter
 
 import numpy as np
 
+from .geometry import measure
+
 SILHOUETTE_SAMPLE = 5000
-METRIC_SAMPLE = 100_000
 DBCV_SAMPLE = 3000
+# Centres per block of the centre-to-centre distances of Davies-Bouldin:
+# bounds the block to this many times the number of clusters.
+CENTRE_BLOCK = 1024
 
 
 def _sample(n, size, seed):
@@ -48,13 +53,12 @@ def size_distribution(labels):
     }
 
 
-def internal_quality(X, labels, seed=None, density=False, stats=None):
-    """Plain-JSON internal measures of ``labels`` (−1 = noise) on ``X``."""
-    from sklearn.metrics import (
-        calinski_harabasz_score,
-        davies_bouldin_score,
-        silhouette_score,
-    )
+def internal_quality(X, labels, seed=None, density=False, stats=None,
+                     geometry=None):
+    """Plain-JSON internal measures of ``labels`` (−1 = noise) on ``X``;
+    ``geometry``, the :class:`.geometry.Geometry` of the same labels on the
+    same ``X`` where the caller has it, spares measuring it again."""
+    from sklearn.metrics import silhouette_score
 
     labels = np.asarray(labels)
     member = labels >= 0
@@ -86,22 +90,66 @@ def internal_quality(X, labels, seed=None, density=False, stats=None):
             # The sample held a single cluster (one huge cluster beside
             # tiny ones): silhouette is undefined for it.
             pass
-        rows = _sample(len(members), METRIC_SAMPLE, seed)
-        picked = members if rows is None else members[rows]
-        Xs, ls = X[picked], labels[picked]
-        if rows is not None:
-            out["sampled"]["davies_bouldin"] = len(rows)
-            out["sampled"]["calinski_harabasz"] = len(rows)
-        if len(np.unique(ls)) >= 2:
-            out["davies_bouldin"] = float(davies_bouldin_score(Xs, ls))
-            out["calinski_harabasz"] = float(
-                calinski_harabasz_score(Xs, ls))
+        geo = geometry if geometry is not None else measure(
+            X, np.where(member, labels, -1))
+        out["davies_bouldin"] = davies_bouldin(geo)
+        out["calinski_harabasz"] = calinski_harabasz(geo)
         if density:
             out["dbcv"] = dbcv(X, labels, seed)
             if n > DBCV_SAMPLE:
                 out["sampled"]["dbcv"] = DBCV_SAMPLE
     out.update(stats or {})
     return out
+
+
+def _present(geo):
+    """``(centres, sizes, per-cluster mean distance)`` of the clusters
+    that have members."""
+    present = geo.sizes > 0
+    return (np.asarray(geo.centres, np.float64)[present],
+            geo.sizes[present], geo.mean_dist()[present])
+
+
+def calinski_harabasz(geo):
+    """Between-cluster over within-cluster dispersion, each per degree of
+    freedom (scikit-learn's ``calinski_harabasz_score``), from the
+    cluster means and the members' distances to them."""
+    centres, sizes, _ = _present(geo)
+    n, k = int(sizes.sum()), len(sizes)
+    member = geo.labels >= 0
+    within = float(np.sum(geo.dist[member] ** 2))
+    mean = sizes @ centres / n
+    between = float(sizes @ np.sum((centres - mean) ** 2, axis=1))
+    if within == 0:
+        return 1.0
+    return between * (n - k) / (within * (k - 1))
+
+
+def davies_bouldin(geo):
+    """The mean over clusters of the worst ratio of two clusters' spreads
+    to the distance between their centres (scikit-learn's
+    ``davies_bouldin_score``); the centre-to-centre distances are taken
+    a block of centres at a time."""
+    centres, _, spread = _present(geo)
+    k = len(centres)
+    squared = np.einsum("ij,ij->i", centres, centres)
+    worst = np.zeros(k)
+    farthest = 0.0
+    for start in range(0, k, CENTRE_BLOCK):
+        block = slice(start, start + CENTRE_BLOCK)
+        apart = np.sqrt(np.maximum(
+            squared[block, None] + squared[None] - 2 * centres[block]
+            @ centres.T, 0))
+        rows = np.arange(apart.shape[0])
+        apart[rows, start + rows] = 0
+        farthest = max(farthest, float(apart.max()))
+        # Two clusters with one centre are not told apart by this score.
+        apart[apart == 0] = np.inf
+        worst[block] = np.max((spread[block, None] + spread[None]) / apart,
+                              axis=1)
+    if np.allclose(spread, 0) or np.isclose(farthest, 0):
+        return 0.0
+    return float(np.mean(worst))
 
 
 def dbcv(X, labels, seed=None):

@@ -29,6 +29,12 @@ MATCH = 0.5
 PIECE = 0.5
 
 
+def holds_decisions(run):
+    """Whether ``run`` holds a name, a group or a rejected merge."""
+    return bool(run.names or run.groups
+                or run.results.get("rejected_merges"))
+
+
 class Decisions:
     """What a run holds that the user decided, with where its samples sit:
     ``ids`` and each sample's ``leaf``, the ``tree``, ``names`` (node id
@@ -59,10 +65,6 @@ class Decisions:
         return cls(run.key, ids, leaf, tree, run.names, run.groups,
                    [list(p) for p in run.results.get("rejected_merges")
                     or []])
-
-    @property
-    def empty(self):
-        return not (self.names or self.groups or self.rejected)
 
     def nodes(self):
         """The nodes that hold a decision."""

@@ -300,7 +300,7 @@ def measure_stage(X, hier, clusterer, spec):
     geo = measure(X, labels)
     metrics = internal_quality(X, labels, seed=spec.seed,
                                density=clusterer.density,
-                               stats=clusterer.stats_)
+                               stats=clusterer.stats_, geometry=geo)
     return labels, geo, metrics
 
 
@@ -309,12 +309,13 @@ def carry_stage(plan, ids, hier, results):
     ``group`` columns with the decisions of ``plan.carry_from`` carried
     onto its clusters (:mod:`.carry`)."""
     try:
-        old = carry.Decisions.of_run(api.load_run(plan.samples,
-                                                  plan.carry_from))
+        old_run = api.load_run(plan.samples, plan.carry_from)
     except api.RunNotFound:  # deleted while this run was computed
         return results, []
-    if old.empty:
+    # Where there is nothing to carry, its members are not read.
+    if not carry.holds_decisions(old_run):
         return results, []
+    old = carry.Decisions.of_run(old_run)
     names, groups, rejected, report = carry.carry(old, ids, hier.leaf,
                                                   hier.tree)
     values = carry.decided_values(names, groups, hier.tree,

@@ -122,6 +122,29 @@ def test_internal_quality_matches_sklearn():
     assert got["sampled"] == {}
 
 
+def test_spread_scores_from_the_geometry_match_sklearn_block_by_block(
+        monkeypatch):
+    from sklearn import metrics
+
+    from image_clustering.algorithms import geometry
+
+    # Cluster ids with gaps (as a hierarchy's node ids are), noise, and
+    # centre distances taken two centres at a time.
+    monkeypatch.setattr(quality, "CENTRE_BLOCK", 2)
+    X, truth = _blobs(k=5, per=30, d=6, seed=3)
+    labels = truth * 3 + 1
+    labels[::7] = -1
+    geo = geometry.measure(X, labels)
+    got = quality.internal_quality(X, labels, seed=0, geometry=geo)
+    member = labels >= 0
+    assert got["davies_bouldin"] == pytest.approx(
+        metrics.davies_bouldin_score(X[member], labels[member]), rel=1e-6)
+    assert got["calinski_harabasz"] == pytest.approx(
+        metrics.calinski_harabasz_score(X[member], labels[member]),
+        rel=1e-6)
+    assert got["sampled"] == {}
+
+
 def test_external_quality_matches_sklearn_and_counts_purity_by_hand():
     from sklearn import metrics
 
@@ -217,8 +240,8 @@ def test_noise_can_be_assigned_and_is_marked(blob_dataset):
     assert moved.metrics["n_noise"] == 0
     assert moved.results["reassigned"] == noise
     marks = dict(zip(*blob_dataset.values(["id", "moved_reassigned"])))
-    was_noise = {i for i, c in zip(*blob_dataset.values(["id", "kept_cluster"]))
-                 if c == -1}
+    was_noise = {i for i, c in zip(
+        *blob_dataset.values(["id", "kept_cluster"])) if c == -1}
     assert {i for i, m in marks.items() if m} == was_noise
     assert isinstance(blob_dataset.get_field("moved_reassigned"),
                       fo.BooleanField)
