@@ -4,18 +4,20 @@ million samples never sit in memory as Python objects at once.
 Reads take the database's raw BSON batches, fetched one ahead in a thread
 while the last one is decoded (:func:`iter_rows`). Vectors (FiftyOne's
 zlib-compressed ``.npy`` bytes) are inflated by a few threads straight into
-one preallocated matrix (:class:`VectorColumn`): zlib runs without the
-interpreter lock, so the database, the decoding and the inflating overlap.
+one preallocated matrix (:class:`VectorColumn`). Inflating runs without the
+interpreter lock, so the database, the decoding and the inflating overlap;
+it is done by ISA-L, which reads zlib's format in about 60% of zlib's
+time.
 """
 
 import io
 import os
 import queue
 import threading
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from isal.isal_zlib import decompress as inflate
 
 from ..units import ParamError
 from .mongo import samples_coll
@@ -44,7 +46,7 @@ def decode_vector(value):
     if not isinstance(value, (bytes, bytearray)) and \
             type(value).__name__ != "Binary":
         return np.asarray(value, dtype=np.float32).ravel()
-    raw = zlib.decompress(bytes(value))
+    raw = inflate(bytes(value))
     if _npy.header is None or not raw.startswith(_npy.header):
         with io.BytesIO(raw) as f:
             array = np.load(f)
@@ -269,7 +271,7 @@ class VectorColumn:
                                    dtype=np.float32)
             self.stored = np.zeros(len(self.matrix), dtype=bool)
             if isinstance(raw, (bytes, bytearray)):
-                data = zlib.decompress(raw)
+                data = inflate(raw)
                 header = data[:len(data) - v.nbytes]
                 self._fast = (header, len(data), v.dtype)
             return
@@ -295,7 +297,7 @@ class VectorColumn:
                 self.missing[row] = f"no embedding in field '{self.field}'"
                 continue
             if fast is not None and isinstance(raw, bytes):
-                data = zlib.decompress(raw)
+                data = inflate(raw)
                 if len(data) == fast[1] and data.startswith(fast[0]):
                     self.matrix[row] = np.frombuffer(
                         data, dtype=fast[2], offset=len(fast[0]))
@@ -315,7 +317,7 @@ class VectorColumn:
         header, size, dtype = self._fast
         if not all(isinstance(raw, bytes) for raw in values):
             return False
-        block = list(map(zlib.decompress, values))
+        block = list(map(inflate, values))
         if any(len(data) != size for data in block):
             return False
         rows = np.frombuffer(b"".join(block), dtype=np.uint8).reshape(
@@ -340,10 +342,9 @@ class VectorColumn:
         matrix = self.matrix if self.matrix is not None else \
             np.zeros((n, 0), dtype=np.float32)
         for start in range(0, n, READ_CHUNK):
-            part = np.flatnonzero(stored[start:start + READ_CHUNK]) + start
-            finite = np.isfinite(matrix[part]).all(axis=1)
-            stored[part[~finite]] = False
-            for row in part[~finite]:
+            for row in _not_finite(matrix, stored, start,
+                                   min(start + READ_CHUNK, n)):
+                stored[row] = False
                 self.missing[int(row)] = NOT_FINITE
         for row, v in list(self.others.items()):
             if not np.all(np.isfinite(v)):
@@ -353,6 +354,17 @@ class VectorColumn:
 
 
 NOT_FINITE = "embedding contains NaN or infinite values"
+
+
+def _not_finite(matrix, stored, start, stop):
+    """The stored rows ``start:stop`` of ``matrix`` that hold a NaN or an
+    infinity. A row's sum is finite when all its values are, so only rows
+    whose sum is not (a NaN, an infinity, or finite values whose sum
+    overflows) are looked at value by value."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        sums = matrix[start:stop].sum(axis=1)
+    suspect = np.flatnonzero(~np.isfinite(sums) & stored[start:stop]) + start
+    return suspect[~np.isfinite(matrix[suspect]).all(axis=1)]
 
 
 class Decoded:

@@ -4,6 +4,7 @@ landed whole."""
 
 import datetime
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -76,12 +77,30 @@ def _declare(dataset, step):
     field.save()
 
 
+_last_stamp = [datetime.datetime.min]
+_stamp_lock = threading.Lock()
+
+
+def stamp_now():
+    """The time now as the database keeps it (UTC, to the millisecond),
+    later than any stamp this process gave before: where the clock moves in
+    coarse ticks, two writes in one tick would otherwise share a stamp, and
+    the strip would take the first write's rows for the second's."""
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    with _stamp_lock:
+        _last_stamp[0] = max(now, _last_stamp[0] +
+                             datetime.timedelta(milliseconds=1))
+        return _last_stamp[0]
+
+
 def _merge(dataset, step):
     stage = step["stage"]
     keys = step["keys"]
     target = dataset._sample_collection_name
     labels_path = step["labels_path"]
-    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    # Journals written before merges carried their stamp have none.
+    now = step.get("stamp") or stamp_now()
     if not labels_path:
         project = {"_id": 1, "last_modified_at": {"$literal": now}}
         project.update({path: f"${k}" for path, k in keys.items()})
@@ -174,7 +193,7 @@ def _strip(dataset, step):
     labels_path = step["labels_path"]
     paths = list(step["keys"])
     if not labels_path:
-        _strip_samples(dataset, stage, paths)
+        _strip_samples(dataset, stage, paths, step.get("stamp"))
         return
     names = [p.rsplit(".", 1)[-1] for p in paths]
     field = labels_path
@@ -204,12 +223,18 @@ def _strip(dataset, step):
     ])
 
 
-def _strip_samples(dataset, stage, paths):
+def _strip_samples(dataset, stage, paths, stamp=None):
     """Unsets ``paths`` on the samples that hold one of them and were not
     staged. The ids of both sides are read and compared here: two scans of
-    ids, where a lookup per sample costs more at a million."""
+    ids, where a lookup per sample costs more at a million. First, one
+    count: where every sample that holds a value bears the merge's
+    ``stamp``, no other sample holds one and nothing is read."""
     coll = samples_coll(dataset)
-    holding = _ids(coll, {"$or": [{p: {"$exists": True}} for p in paths]})
+    holds = {"$or": [{p: {"$exists": True}} for p in paths]}
+    if stamp is not None and not coll.count_documents(
+            {**holds, "last_modified_at": {"$ne": stamp}}):
+        return
+    holding = _ids(coll, holds)
     if not len(holding):
         return
     stale = holding[~np.isin(holding, _ids(db()[stage], {}))]

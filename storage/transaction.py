@@ -308,7 +308,8 @@ class Transaction:
             "_dataset_id": self.dataset._doc.id,
             "key": self.record_key,
             "version": foc.VERSION,
-            "timestamp": timestamp or datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None),
+            "timestamp": timestamp or datetime.datetime.now(
+                datetime.timezone.utc).replace(tzinfo=None),
             "config": fors.RunConfig(**config).serialize(),
             "view_stages": (serialize_view(view) if view_stages is None
                             else view_stages),
@@ -335,9 +336,12 @@ class Transaction:
         """Steps that move the staged values into the samples; with
         ``replace``, values of those fields on rows not staged are
         removed."""
+        # The time the merged rows are stamped with is fixed here, so that
+        # a repair that merges again stamps them alike: the strip tells
+        # the rows this write merged by it.
         step = {"op": "merge", "stage": self.stage, "keys": keys,
                 "labels_path": labels_path, "single": single,
-                "bounds": self.split_points}
+                "bounds": self.split_points, "stamp": steps.stamp_now()}
         self.steps.append(step)
         if replace:
             self.steps.append({**step, "op": "strip"})

@@ -91,6 +91,14 @@ def test_a_run_on_fewer_samples_removes_the_values_it_no_longer_has(many):
     assert len(many.exists("k_cluster")) == n // 2
 
 
+def test_the_stamps_of_merges_never_repeat_in_one_process():
+    # The strip tells the rows a merge wrote by its stamp: two writes in one
+    # clock tick must still get two stamps, each as the database keeps it.
+    stamps = [steps.stamp_now() for _ in range(50)]
+    assert all(a < b for a, b in zip(stamps, stamps[1:]))
+    assert all(s.microsecond % 1000 == 0 for s in stamps)
+
+
 def test_vectors_read_in_batches_equal_fiftyones_reading(many):
     import fiftyone as fo
 
@@ -100,6 +108,8 @@ def test_vectors_read_in_batches_equal_fiftyones_reading(many):
     vectors[3] = None
     vectors[5] = np.full(16, np.nan, np.float32)
     vectors[8] = rng.normal(size=9).astype(np.float32)
+    # finite values whose sum overflows: a usable vector all the same
+    vectors[10] = np.full(16, 3e38, np.float32)
     many.add_sample_field("v", fo.VectorField)
     many.set_values("v", vectors)
     # one vector stored as a plain list, as FiftyOne stores list fields
@@ -118,6 +128,7 @@ def test_vectors_read_in_batches_equal_fiftyones_reading(many):
     assert "NaN" in rows.missing[ids[5]]
     assert "has 9 values" in rows.missing[ids[8]]
     assert rows.lengths == {16: n - 3, 9: 1}
+    assert ids[10] in rows.ids and ids[10] not in rows.missing
 
     # a batch without nulls or lists is read from its fixed layout
     clean = many.exists("v").limit(50)
