@@ -170,23 +170,30 @@ def combobox(page, label):
         "xpath=following::*[@role='combobox'][1]")
 
 
+def open_menu(page, opener, item):
+    """Clicks ``opener`` (a dropdown or a menu button) until ``item`` shows.
+    A click that lands while the App re-renders (a form after a field
+    changed, a panel drawing what it just loaded) opens nothing: a person
+    closes the menu if one did open, and clicks again."""
+    from playwright.sync_api import expect
+
+    opener.click()
+    try:
+        expect(item).to_be_visible(timeout=5000)
+    except AssertionError:
+        if page.get_by_role("listbox").count():
+            page.keyboard.press("Escape")
+            expect(page.get_by_role("listbox")).to_have_count(0)
+        opener.click()
+        expect(item).to_be_visible(timeout=STEP)
+
+
 def choose(page, label, option):
     """Picks ``option`` in the dropdown labelled ``label``."""
     from playwright.sync_api import expect
 
     item = page.get_by_role("option", name=option, exact=True)
-    combobox(page, label).click()
-    try:
-        expect(item).to_be_visible(timeout=5000)
-    except AssertionError:
-        # The click landed while the form re-rendered after the last
-        # field changed, and the option did not show: a person closes the
-        # menu if one opened and clicks the box again.
-        if page.get_by_role("listbox").count():
-            page.keyboard.press("Escape")
-            expect(page.get_by_role("listbox")).to_have_count(0)
-        combobox(page, label).click()
-        expect(item).to_be_visible(timeout=STEP)
+    open_menu(page, combobox(page, label), item)
     item.click()
     try:
         expect(item).to_be_hidden(timeout=5000)
@@ -293,18 +300,7 @@ def color_map_by(page, field):
     button = page.get_by_role("button", name="Color by")
     expect(button).to_be_enabled(timeout=STEP)
     option = page.get_by_role("option", name=field, exact=True)
-    button.click()
-    try:
-        expect(option).to_be_visible(timeout=5000)
-    except AssertionError:
-        # The click landed while the panel drew the map it had just
-        # loaded, and no menu opened: a person closes a menu if one is
-        # open and clicks the button again.
-        if page.get_by_role("listbox").count():
-            page.keyboard.press("Escape")
-            expect(page.get_by_role("listbox")).to_have_count(0)
-        button.click()
-        expect(option).to_be_visible(timeout=STEP)
+    open_menu(page, button, option)
     option.click()
 
 
