@@ -2,7 +2,9 @@
 versions a run records. Nothing here imports anything of ours but
 :mod:`.units`-level code may import it."""
 
+import queue
 import sys
+import threading
 import time
 from contextlib import contextmanager
 
@@ -148,3 +150,55 @@ def plugin_version():
         return version("fiftyone-image-clustering")
     except PackageNotFoundError:
         return None
+
+
+class _Failed:
+    def __init__(self, error):
+        self.error = error
+
+
+def in_background(items, depth=2):
+    """Iterates ``items`` in a thread of its own, keeping up to ``depth``
+    of them ready, so that producing the next overlaps with the caller's
+    work on this one. An exception in the thread is raised here; leaving
+    the loop early stops the thread, and ``items`` is closed in that
+    thread, where it ran."""
+    ready = queue.Queue(depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(entry):
+        while not stop.is_set():
+            try:
+                ready.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce():
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(end)
+        except BaseException as e:  # handed to the caller's thread
+            put(_Failed(e))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is end:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        thread.join()

@@ -12,13 +12,13 @@ time.
 
 import io
 import os
-import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from isal.isal_zlib import decompress as inflate
 
+from ..support import in_background
 from ..units import ParamError
 from .mongo import samples_coll
 
@@ -67,52 +67,6 @@ def _get_path(doc, path):
     return value
 
 
-class _Failed:
-    def __init__(self, error):
-        self.error = error
-
-
-def _prefetched(batches, depth=2):
-    """Yields the items of ``batches``, each next one fetched in a thread
-    while the caller works on the last."""
-    out = queue.Queue(depth)
-    stop = threading.Event()
-    end = object()
-
-    def put(item):
-        while not stop.is_set():
-            try:
-                out.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def fetch():
-        try:
-            for batch in batches:
-                if not put(batch):
-                    return
-            put(end)
-        except BaseException as e:  # handed to the caller's thread
-            put(_Failed(e))
-
-    thread = threading.Thread(target=fetch, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = out.get()
-            if item is end:
-                return
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
-        thread.join()
-        batches.close()
-
-
 def raw_batches(samples, paths, chunk=READ_CHUNK):
     """The raw BSON batches of ``{_id, paths}`` of each sample of
     ``samples``, in the view's order, each next one fetched while the last
@@ -122,7 +76,7 @@ def raw_batches(samples, paths, chunk=READ_CHUNK):
     pipeline = samples._pipeline(post_pipeline=[{"$project": project}])
     cursor = samples._dataset._sample_collection.aggregate_raw_batches(
         pipeline, allowDiskUse=True, batchSize=chunk)
-    return _prefetched(cursor)
+    return in_background(cursor)
 
 
 def iter_rows(samples, paths, chunk=READ_CHUNK):
