@@ -241,13 +241,15 @@ def decode_mode(decode, mode, n):
 
 
 def iter_decoded(paths, decode, batch_size=64, num_workers=None, prefetch=2,
-                 mode="auto"):
+                 mode="auto", group=1):
     """Decodes ``paths`` in parallel, yielding one batch at a time.
 
     ``decode(path)`` runs in worker threads (or, see :func:`decode_mode`,
     worker processes) and may raise :class:`ImageDecodeError`. At most
     ``prefetch`` batches are decoded ahead of the consumer, which bounds
-    memory on large datasets.
+    memory on large datasets. In threads, each task decodes ``group``
+    paths: more than one when ``decode`` is so quick that handing out
+    tasks would cost more than the work.
 
     Yields:
         ``(start, items, failures)``: the index of the batch's first path,
@@ -263,13 +265,18 @@ def iter_decoded(paths, decode, batch_size=64, num_workers=None, prefetch=2,
     # A file may have changed since an earlier call decoded it.
     _decoded.clear()
     try:
-        yield from _decode_batches(paths, decode, batch_size, workers, prefetch)
+        yield from _decode_batches(paths, decode, batch_size, workers,
+                                   prefetch, group)
     finally:
         # Do not keep full-size images alive after the run.
         _decoded.clear()
 
 
-def _decode_batches(paths, decode, batch_size, workers, prefetch):
+def _attempt_each(decode, paths):
+    return [_attempt(decode, path) for path in paths]
+
+
+def _decode_batches(paths, decode, batch_size, workers, prefetch, group):
     n = len(paths)
     starts = iter(range(0, n, batch_size))
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -280,8 +287,9 @@ def _decode_batches(paths, decode, batch_size, workers, prefetch):
             if start is not None:
                 stop = min(start + batch_size, n)
                 futures = [
-                    pool.submit(_attempt, decode, paths[i])
-                    for i in range(start, stop)
+                    pool.submit(_attempt_each, decode,
+                                paths[i:min(i + group, stop)])
+                    for i in range(start, stop, group)
                 ]
                 pending.append((start, futures))
 
@@ -291,8 +299,8 @@ def _decode_batches(paths, decode, batch_size, workers, prefetch):
             start, futures = pending.popleft()
             submit_next()
             items, failures = [], {}
-            for j, future in enumerate(futures):
-                item, reason = future.result()
+            results = (r for future in futures for r in future.result())
+            for j, (item, reason) in enumerate(results):
                 items.append(item)
                 if reason is not None:
                     failures[j] = reason

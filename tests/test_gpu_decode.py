@@ -60,10 +60,9 @@ def test_gpu_preprocessing_gives_the_cpu_tensors(images):
                             std=(0.229, 0.224, 0.225), resample=3)
     gpu_pre = gpu_decode.TorchPreprocess(preprocess)
     for path in images[:4]:
-        data, orientation = gpu_decode._read(path)
-        image = decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8),
-                            mode=ImageReadMode.RGB, device="cuda")
-        on_gpu = gpu_pre(gpu_decode.orient(image, orientation))
+        file = gpu_decode._read(path)
+        image = decode_jpeg(file.data, mode=ImageReadMode.RGB, device="cuda")
+        on_gpu = gpu_pre(gpu_decode.orient(image, file.orientation))
         assert on_gpu.is_cuda
         on_cpu = preprocess(load_source(path, "RGB"))
         assert tuple(on_gpu.shape) == on_cpu.shape
@@ -74,14 +73,21 @@ def test_gpu_preprocessing_gives_the_cpu_tensors(images):
         assert im.getexif().get(0x0112) == 6
 
 
-def test_the_gpu_path_embeds_as_the_cpu_path_does(images, tmp_path):
+@pytest.mark.parametrize("chunks", ["default", "split"])
+def test_the_gpu_path_embeds_as_the_cpu_path_does(images, tmp_path, chunks,
+                                                  monkeypatch):
     pytest.importorskip("torchvision")
     from image_clustering.embedders import get_embedder, gpu_decode
+
+    if chunks == "split":
+        # chunks of 2 images, one nvJPEG call per photo
+        monkeypatch.setattr(gpu_decode, "CHUNK_IMAGES", 2)
+        monkeypatch.setattr(gpu_decode, "DECODE_PIXELS", 1)
 
     assert gpu_decode.available()
     model = tiny_models.dinov2(tmp_path / "dino")
     on_gpu = get_embedder("dino", model=model, device="cuda").embed(
-        images, batch_size=4)
+        images, batch_size=4 if chunks == "default" else 1)
     on_cpu = get_embedder("dino", model=model, device="cpu").embed(
         images, batch_size=4)
     # the PNG went through the CPU decoder on the GPU path; the broken file
