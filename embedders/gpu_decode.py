@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .base import Embedded
-from .images import Crop, ImageDecodeError, default_num_workers, iter_decoded
+from .images import Crop, _attempt, default_num_workers, iter_decoded
 from ..support import in_background
 
 _JPEG_MAGIC = b"\xff\xd8"
@@ -269,10 +269,13 @@ class Chunk(NamedTuple):
     ``failures`` maps the other rows to their reasons."""
 
     start: int
-    size: int
     pixels: object
     ok: list
     failures: dict
+
+    @property
+    def size(self):
+        return len(self.ok) + len(self.failures)
 
 
 def embed(forward, preprocess, paths, dtype, batch_size, num_workers,
@@ -358,7 +361,7 @@ class _ChunkPreparer:
         ok = [j for j in range(n) if j not in failures]
         if len(ok) < n:
             pixels = pixels[ok]
-        return Chunk(start, n, pixels, ok, failures)
+        return Chunk(start, pixels, ok, failures)
 
     def _decode_jpegs_into(self, pixels, files):
         """Decodes the chunk's JPEGs into their rows of ``pixels``, a
@@ -415,13 +418,10 @@ class _ChunkPreparer:
         import torch
 
         def attempt(j):
-            try:
-                return j, self.cpu_decode(self.paths[start + j]), None
-            except ImageDecodeError as e:
-                return j, None, str(e)
+            return _attempt(self.cpu_decode, self.paths[start + j])
 
         arrays, failures = {}, {}
-        for j, array, reason in cpu_pool.map(attempt, rows):
+        for j, (array, reason) in zip(rows, cpu_pool.map(attempt, rows)):
             if reason is None:
                 arrays[j] = array
             else:
